@@ -1,0 +1,127 @@
+"""`edgekd`: a thin command line over the library. Every command is one library call."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter drowns the output
+
+import typer
+
+from edgekd_runtime.errors import RuntimeFailure
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Distil, size, convert and bundle models for edge devices.")
+profiles_app = typer.Typer(no_args_is_help=True, help="List and inspect device profiles.")
+app.add_typer(profiles_app, name="profiles")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("out/demo"), help="folder for the teacher, bundles and summary.json"),
+    epochs: int = typer.Option(30, help="distillation epochs per student"),
+    quiet: bool = typer.Option(False, help="no progress bars"),
+):
+    """Run the whole pipeline on scikit-learn's digits for a phone, a Jetson Nano and an MCU."""
+    from .demo import run_demo
+
+    run_demo(out, epochs=epochs, progress=not quiet)
+    typer.echo(f"summary: {out / 'summary.json'}")
+
+
+@app.command()
+def build(
+    teacher: Path = typer.Option(..., help="teacher model file (.keras, .h5) or SavedModel folder"),
+    data: str = typer.Option(..., help="training data: .npz with x and y, an image folder, or 'digits'"),
+    eval: str = typer.Option(..., "--eval", help="evaluation data, same forms as --data"),
+    profile: str = typer.Option(..., help="device profile name or YAML path"),
+    out: Path = typer.Option(..., help="bundle folder to write"),
+    student: Optional[str] = typer.Option(None, help="student spec (e.g. mobilenetv3:width=0.5); default: sized to the profile"),
+    temperature: float = typer.Option(4.0, help="softmax temperature T"),
+    alpha: float = typer.Option(0.7, help="weight of the teacher term (0 = labels only)"),
+    epochs: int = typer.Option(30),
+    zip: bool = typer.Option(False, "--zip", help="also pack the bundle as a .zip"),
+    force: bool = typer.Option(False, help="replace an existing --out"),
+    quiet: bool = typer.Option(False, help="no progress bars"),
+):
+    """Distil a student for PROFILE, convert it, verify it with the runtime, and write the bundle."""
+    from .pipeline import build as run_build
+
+    result = run_build(teacher, data, eval, profile, out, student=student, temperature=temperature, alpha=alpha, epochs=epochs, make_zip=zip, force=force, progress=not quiet)
+    for conv in result.converted:
+        art = conv.artifact
+        m = art.host_metrics
+        detail = f"accuracy {100 * m['accuracy']:.2f}%, agreement {100 * m['agreement_with_keras']:.2f}%" if m else art.verification
+        typer.echo(f"{art.format:14s} {art.bytes:>9d} bytes  {detail}")
+    typer.echo(f"teacher accuracy {100 * result.teacher_accuracy:.2f}%, student (Keras) {100 * result.student_accuracy:.2f}%")
+    typer.echo(f"bundle: {result.bundle}")
+
+
+@app.command()
+def size(
+    profile: str = typer.Option(..., help="device profile name or YAML path"),
+    input_shape: str = typer.Option(..., help="H,W,C (or a single length for tabular data)"),
+    classes: int = typer.Option(..., help="number of classes"),
+    family: str = typer.Option("mobilenetv3"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="write the fit report here"),
+):
+    """Find the largest student of FAMILY that fits every budget of PROFILE."""
+    from .errors import EdgekdError
+    from .profiles import load_profile
+    from .sizing import size_student
+
+    try:
+        shape = tuple(int(v) for v in input_shape.split(","))
+    except ValueError:
+        raise EdgekdError(f"--input-shape {input_shape!r} is not a comma-separated list of integers", "e.g. --input-shape 32,32,3")
+    report = size_student(load_profile(profile), shape, classes, family=family)
+    typer.echo(f"student {report.spec}: {report.cost.params} params, {report.cost.macs} MACs ({report.precision})")
+    for key, u in report.usage.items():
+        typer.echo(f"  {key:13s} {u['used']:>14.4g} of {u['limit']:>12.4g}  {u['percent']:6.1f}%")
+    if json_out:
+        json_out.write_text(json.dumps(report.to_dict(), indent=2))
+
+
+@profiles_app.command("list")
+def profiles_list():
+    """Built-in device profiles."""
+    from .profiles import available_profiles, load_profile
+
+    for name in available_profiles():
+        p = load_profile(name)
+        typer.echo(f"{name:18s} {p.device_class:9s} {', '.join(p.formats):36s} {p.description}")
+
+
+@profiles_app.command("show")
+def profiles_show(name: str):
+    """Print one profile, validated."""
+    import yaml
+
+    from .profiles import load_profile
+
+    typer.echo(yaml.safe_dump(load_profile(name).model_dump(), sort_keys=False))
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    try:
+        app(args=argv, standalone_mode=False)
+    except RuntimeFailure as exc:
+        typer.echo(f"edgekd: error: {exc}", err=True)
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("edgekd: aborted", err=True)
+        return 130
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Device profiles: what a device can store, hold in memory, compute, and run.
+
+Profiles are YAML files validated once here; everything downstream trusts them.
+The built-in ones live in ``device_profiles/``; users pass their own by path.
+
+>>> p = load_profile("cortex-m7")
+>>> p.budgets.model_bytes, p.formats[0]
+(2097152, 'tflm-int8')
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Dict, List, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ProfileError
+
+PROFILE_DIR = Path(__file__).resolve().parent.parent / "device_profiles"
+
+FORMATS = ("tflite-int8", "tflite-fp16", "tflite-fp32", "tflite-dynamic", "tflm-int8", "onnx", "tensorrt", "coreml")
+PRECISIONS = ("int8", "fp16", "fp32")
+BYTES_PER_WEIGHT = {"int8": 1, "fp16": 2, "fp32": 4}
+FORMAT_PRECISION = {
+    "tflite-int8": "int8",
+    "tflm-int8": "int8",
+    "tflite-fp16": "fp16",
+    "tflite-fp32": "fp32",
+    "tflite-dynamic": "int8",
+    "onnx": "fp32",
+    "tensorrt": "fp16",
+    "coreml": "fp16",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Budgets(_Strict):
+    model_bytes: int = Field(gt=0, description="storage / flash available for the model file")
+    memory_bytes: int = Field(gt=0, description="RAM for activations (the TFLM arena on an MCU)")
+    latency_ms: float = Field(gt=0, description="per-inference latency budget")
+
+
+class Compute(_Strict):
+    peak_macs_per_s: Dict[str, float] = Field(description="peak multiply-accumulates per second, by precision")
+    efficiency: float = Field(gt=0, le=1, description="fraction of peak a small CNN reaches in practice")
+    overhead_ms: float = Field(ge=0, default=0.0, description="fixed per-inference cost (dispatch, copies)")
+
+    @field_validator("peak_macs_per_s")
+    @classmethod
+    def _known_precisions(cls, value):
+        for key, rate in value.items():
+            if key not in PRECISIONS:
+                raise ValueError(f"unknown precision {key!r} (known: {', '.join(PRECISIONS)})")
+            if rate <= 0:
+                raise ValueError(f"peak_macs_per_s[{key}] must be positive")
+        return value
+
+
+class DeviceProfile(_Strict):
+    name: str
+    device_class: Literal["phone", "sbc", "gpu-edge", "mcu", "desktop"]
+    description: str = ""
+    engine: str = Field(description="the runtime engine that runs the primary format on the device")
+    formats: List[str] = Field(min_length=1, description="artifact formats, most preferred first")
+    precisions: List[str] = Field(min_length=1)
+    budgets: Budgets
+    compute: Compute
+    op_limits: Optional[List[str]] = Field(default=None, description="ops the device's interpreter supports (MCUs)")
+    sources: List[str] = Field(default_factory=list, description="datasheets the figures come from")
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, value):
+        for fmt in value:
+            if fmt not in FORMATS:
+                raise ValueError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+        return value
+
+    @field_validator("precisions")
+    @classmethod
+    def _known_precision_list(cls, value):
+        for p in value:
+            if p not in PRECISIONS:
+                raise ValueError(f"unknown precision {p!r} (known: {', '.join(PRECISIONS)})")
+        return value
+
+    @model_validator(mode="after")
+    def _compute_covers_precision(self):
+        if self.primary_precision not in self.compute.peak_macs_per_s:
+            raise ValueError(f"compute.peak_macs_per_s has no entry for {self.primary_precision}, the precision of {self.formats[0]}")
+        return self
+
+    @property
+    def primary_format(self) -> str:
+        return self.formats[0]
+
+    @property
+    def primary_precision(self) -> str:
+        return FORMAT_PRECISION[self.formats[0]]
+
+    def estimate_latency_ms(self, macs: float, precision: Optional[str] = None) -> float:
+        rate = self.compute.peak_macs_per_s[precision or self.primary_precision] * self.compute.efficiency
+        return 1000.0 * macs / rate + self.compute.overhead_ms
+
+
+def available_profiles() -> List[str]:
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+def load_profile(name_or_path) -> DeviceProfile:
+    """Load a built-in profile by name, or any profile YAML by path."""
+    if isinstance(name_or_path, DeviceProfile):
+        return name_or_path
+    text = str(name_or_path)
+    path = Path(text) if (os.sep in text or text.endswith((".yaml", ".yml"))) else PROFILE_DIR / f"{text}.yaml"
+    if not path.is_file():
+        raise ProfileError(f"unknown profile {text!r}", f"built-in profiles: {', '.join(available_profiles())}; or pass a path to a YAML file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{path} is not valid YAML: {exc}")
+    try:
+        return DeviceProfile.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'profile'}: {err['msg']}" for err in exc.errors())
+        raise ProfileError(f"{path} is not a valid device profile: {problems}")

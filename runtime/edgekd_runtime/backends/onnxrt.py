@@ -1,0 +1,45 @@
+"""ONNX Runtime engine; reports which execution provider actually ran."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import EngineUnavailableError, ModelError
+
+
+class Backend(object):
+    name = "onnxruntime"
+
+    def __init__(self, model_path, artifact=None, threads=None, providers=None, **_):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise EngineUnavailableError("onnxruntime is not installed", "pip install 'edgekd-runtime[onnx]'")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        self.threads = threads
+        available = ort.get_available_providers()
+        self.requested = list(providers) if providers else available
+        try:
+            self.session = ort.InferenceSession(model_path, sess_options=options, providers=self.requested)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelError("ONNX Runtime could not load %s: %s" % (model_path, exc), "the file may be truncated or corrupt")
+        self._input = self.session.get_inputs()[0]
+        self._output = self.session.get_outputs()[0].name
+
+    def input_shape(self):
+        return [v if isinstance(v, int) else -1 for v in self._input.shape]
+
+    def input_dtype(self):
+        return {"tensor(float)": "float32", "tensor(int8)": "int8", "tensor(uint8)": "uint8"}.get(self._input.type, "float32")
+
+    def invoke(self, x):
+        return self.session.run([self._output], {self._input.name: np.asarray(x)})[0]
+
+    def describe(self):
+        used = self.session.get_providers()
+        info = {"engine": self.name, "provider": used[0], "providers": used, "threads": self.threads}
+        if self.requested and used[0] != self.requested[0]:
+            # A silent fall back to CPU is the usual surprise on a Jetson: say it out loud.
+            info["fallback"] = "requested %s, running on %s" % (self.requested[0], used[0])
+        return info

@@ -1,0 +1,133 @@
+"""TensorRT engine with pycuda buffers (Jetson and other NVIDIA devices).
+
+Engines are tied to the GPU and the TensorRT version that built them, so the bundle carries the ONNX
+model and build settings; the engine is built on first use and cached under a key of
+(model sha256, GPU name, compute capability, TensorRT version, precision).
+
+Written against the TensorRT 10 Python API (named I/O tensors, execute_async_v3). Not executed on the
+machines this project is developed on (no TensorRT, no CUDA driver): see the README.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+
+from ..errors import EngineUnavailableError, ModelError
+
+CACHE_DIR = os.environ.get("EDGEKD_ENGINE_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "edgekd", "engines"))
+
+
+def _imports():
+    try:
+        import pycuda.autoinit  # noqa: F401  (creates the CUDA context)
+        import pycuda.driver as cuda
+        import tensorrt as trt
+    except ImportError as exc:
+        raise EngineUnavailableError(
+            "TensorRT or pycuda is not importable (%s)" % exc,
+            "on a Jetson use the JetPack python3-libnvinfer package and pip install pycuda",
+        )
+    return trt, cuda
+
+
+def cache_key(model_path, gpu_name, capability, trt_version, precision):
+    digest = hashlib.sha256()
+    with open(model_path, "rb") as handle:
+        digest.update(handle.read())
+    parts = [digest.hexdigest()[:16], gpu_name.replace(" ", "_"), "sm%d%d" % capability, "trt" + trt_version, precision]
+    return "-".join(parts) + ".engine"
+
+
+def build_engine(trt, onnx_path, precision="fp16", workspace_mb=256, calibrator=None):
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    with open(onnx_path, "rb") as handle:
+        if not parser.parse(handle.read()):
+            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+            raise ModelError("TensorRT could not parse %s: %s" % (onnx_path, errors))
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
+    if precision == "fp16" and builder.platform_has_fast_fp16:
+        config.set_flag(trt.BuilderFlag.FP16)
+    if precision == "int8":
+        config.set_flag(trt.BuilderFlag.INT8)
+        if calibrator is not None:
+            config.int8_calibrator = calibrator
+    # ONNX from tf2onnx has a dynamic batch: pin it to 1 for the device.
+    profile = builder.create_optimization_profile()
+    inp = network.get_input(0)
+    shape = [1 if d < 0 else d for d in inp.shape]
+    profile.set_shape(inp.name, shape, shape, shape)
+    config.add_optimization_profile(profile)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise ModelError("TensorRT failed to build an engine from %s" % onnx_path)
+    return bytes(serialized)
+
+
+class Backend(object):
+    name = "tensorrt"
+
+    def __init__(self, model_path, artifact=None, precision=None, **_):
+        trt, cuda = _imports()
+        self.cuda = cuda
+        settings = getattr(artifact, "settings", {}) or {}
+        self.precision = precision or settings.get("precision", "fp16")
+        device = cuda.Device(0)
+        key = cache_key(model_path, device.name(), device.compute_capability(), trt.__version__, self.precision)
+        os.makedirs(CACHE_DIR, exist_ok=True)
+        self.engine_path = os.path.join(CACHE_DIR, key)
+        self.built_now = not os.path.exists(self.engine_path)
+        if self.built_now:
+            blob = build_engine(trt, model_path, self.precision, settings.get("workspace_mb", 256))
+            tmp = self.engine_path + ".tmp"
+            with open(tmp, "wb") as handle:
+                handle.write(blob)
+            os.replace(tmp, self.engine_path)
+        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        with open(self.engine_path, "rb") as handle:
+            self.engine = runtime.deserialize_cuda_engine(handle.read())
+        if self.engine is None:
+            raise ModelError("cached engine %s does not deserialize; delete it to rebuild" % self.engine_path)
+        self.context = self.engine.create_execution_context()
+        self.stream = cuda.Stream()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.input_name = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT][0]
+        self.output_name = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT][0]
+        in_shape = [1 if d < 0 else d for d in self.engine.get_tensor_shape(self.input_name)]
+        self.context.set_input_shape(self.input_name, in_shape)
+        self._in_shape = in_shape
+        self._in_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.input_name)))
+        out_shape = tuple(self.context.get_tensor_shape(self.output_name))
+        out_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.output_name)))
+        self.host_in = cuda.pagelocked_empty(tuple(in_shape), self._in_dtype)
+        self.host_out = cuda.pagelocked_empty(out_shape, out_dtype)
+        self.dev_in = cuda.mem_alloc(self.host_in.nbytes)
+        self.dev_out = cuda.mem_alloc(self.host_out.nbytes)
+        self.context.set_tensor_address(self.input_name, int(self.dev_in))
+        self.context.set_tensor_address(self.output_name, int(self.dev_out))
+
+    def input_shape(self):
+        return list(self._in_shape)
+
+    def input_dtype(self):
+        return self._in_dtype.name
+
+    def invoke(self, x):
+        x = np.asarray(x)
+        outs = []
+        for i in range(x.shape[0]):
+            np.copyto(self.host_in, x[i : i + 1].astype(self._in_dtype))
+            self.cuda.memcpy_htod_async(self.dev_in, self.host_in, self.stream)
+            self.context.execute_async_v3(self.stream.handle)
+            self.cuda.memcpy_dtoh_async(self.host_out, self.dev_out, self.stream)
+            self.stream.synchronize()
+            outs.append(np.array(self.host_out))
+        return np.concatenate(outs, axis=0)
+
+    def describe(self):
+        return {"engine": self.name, "precision": self.precision, "engine_file": self.engine_path, "built_now": self.built_now}

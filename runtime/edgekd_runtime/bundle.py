@@ -1,0 +1,181 @@
+"""Reading and writing bundles: a folder (or a .zip of one) with manifest.json, model files and eval.npz.
+
+Writing lives here too, so the host writes exactly the layout the device reads.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from typing import Dict, Optional, Union
+
+from .errors import BadInputError, BundleFormatError, IntegrityError
+from .manifest import EVAL_NAME, MANIFEST_NAME, Manifest, sha256_file
+
+# An archive member larger than this is refused: a bundle for an edge device has no business being bigger.
+MAX_MEMBER_BYTES = 2 << 30
+
+
+class Bundle(object):
+    """A verified bundle on disk.
+
+    >>> bundle = Bundle.open("out/demo/phone")          # doctest: +SKIP
+    >>> bundle.manifest.primary().format                 # doctest: +SKIP
+    'tflite-int8'
+    """
+
+    def __init__(self, root: str, manifest: Manifest, _tmp: Optional[str] = None):
+        self.root = root
+        self.manifest = manifest
+        self._tmp = _tmp
+
+    @classmethod
+    def open(cls, path: str, verify: bool = True) -> "Bundle":
+        if not os.path.exists(path):
+            raise BadInputError("bundle not found: %s" % path, "pass the folder or .zip written by `edgekd build`")
+        tmp = None
+        root = path
+        if os.path.isfile(path):
+            if not zipfile.is_zipfile(path):
+                raise BundleFormatError("%s is neither a bundle folder nor a .zip archive" % path)
+            tmp = tempfile.mkdtemp(prefix="edgekd-bundle-")
+            _safe_extract(path, tmp)
+            root = tmp
+        manifest_path = os.path.join(root, MANIFEST_NAME)
+        if not os.path.isfile(manifest_path):
+            raise BundleFormatError("%s has no %s" % (path, MANIFEST_NAME), "is this an edgekd bundle?")
+        try:
+            with open(manifest_path, "r") as handle:
+                data = json.load(handle)
+        except ValueError as exc:
+            raise BundleFormatError("%s is not valid JSON: %s" % (manifest_path, exc))
+        bundle = cls(root, Manifest.from_dict(data), tmp)
+        if verify:
+            bundle.verify()
+        return bundle
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.root, name)
+
+    def verify(self) -> None:
+        """Check every file against the manifest's sha256; raise IntegrityError naming the first that differs."""
+        for name, expected in sorted(self.manifest.files.items()):
+            full = self.path(name)
+            if not os.path.isfile(full):
+                raise IntegrityError("bundle file missing: %s" % name, "copy the whole bundle folder again")
+            actual = sha256_file(full)
+            if actual != expected:
+                raise IntegrityError(
+                    "bundle file %s does not match its sha256 in manifest.json (expected %s..., found %s...)"
+                    % (name, expected[:12], actual[:12]),
+                    "the file was altered or damaged in transfer; copy the bundle again",
+                )
+
+    def load_eval(self):
+        """The bundled eval set: (x, y, host_outputs or None)."""
+        import numpy as np
+
+        full = self.path(EVAL_NAME)
+        if EVAL_NAME not in self.manifest.files or not os.path.isfile(full):
+            raise BadInputError("the bundle has no eval set (%s)" % EVAL_NAME, "rebuild it with an --eval data set")
+        with np.load(full, allow_pickle=False) as data:
+            x = data["x"]
+            y = data["y"] if "y" in data.files else None
+            ref = data["host_outputs"] if "host_outputs" in data.files else None
+        return x, y, ref
+
+    def close(self) -> None:
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _safe_extract(archive: str, dest: str) -> None:
+    real_dest = os.path.realpath(dest)
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            target = os.path.realpath(os.path.join(dest, info.filename))
+            if not (target == real_dest or target.startswith(real_dest + os.sep)):
+                raise BundleFormatError("archive member %r points outside the bundle; refusing it" % info.filename)
+            mode = (info.external_attr >> 16) & 0o170000
+            if mode == 0o120000:
+                raise BundleFormatError("archive member %r is a symbolic link; refusing it" % info.filename)
+            if info.file_size > MAX_MEMBER_BYTES:
+                raise BundleFormatError("archive member %r is %d bytes, over the limit" % (info.filename, info.file_size))
+        zf.extractall(dest)
+
+
+def write_bundle(
+    dest: str,
+    manifest: Manifest,
+    files: Dict[str, Union[str, bytes]],
+    make_zip: bool = False,
+    force: bool = False,
+) -> str:
+    """Write a bundle folder atomically (a temporary sibling renamed into place).
+
+    ``files`` maps names inside the bundle to a source path or to bytes. The manifest's
+    ``files`` table is filled in here, from what was actually written.
+    Returns the folder path (or the .zip path when ``make_zip``).
+    """
+    dest = os.path.abspath(dest)
+    final = dest + ".zip" if make_zip and not dest.endswith(".zip") else dest
+    if os.path.exists(final) and not force:
+        raise BadInputError("%s already exists" % final, "choose another --out or pass --force to replace it")
+    parent = os.path.dirname(final) or "."
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".bundle-", dir=parent)
+    try:
+        hashes = {}
+        for name, src in sorted(files.items()):
+            if name == MANIFEST_NAME or os.path.isabs(name) or ".." in name.split("/"):
+                raise BadInputError("invalid bundle member name: %r" % name)
+            target = os.path.join(staging, name)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if isinstance(src, bytes):
+                with open(target, "wb") as handle:
+                    handle.write(src)
+            else:
+                shutil.copyfile(src, target)
+            hashes[name] = sha256_file(target)
+        manifest.files = hashes
+        with open(os.path.join(staging, MANIFEST_NAME), "w") as handle:
+            handle.write(manifest.to_json())
+        if make_zip:
+            tmp_zip = staging + ".zip"
+            with zipfile.ZipFile(tmp_zip, "w", zipfile.ZIP_DEFLATED) as zf:
+                for name in sorted(os.listdir(staging)):
+                    _zip_tree(zf, staging, name)
+            shutil.rmtree(staging)
+            staging = tmp_zip
+        if os.path.exists(final):
+            _remove(final)
+        os.replace(staging, final)
+        return final
+    except BaseException:
+        _remove(staging)
+        raise
+
+
+def _zip_tree(zf, root, name):
+    full = os.path.join(root, name)
+    if os.path.isdir(full):
+        for child in sorted(os.listdir(full)):
+            _zip_tree(zf, root, name + "/" + child)
+    else:
+        zf.write(full, name)
+
+
+def _remove(path):
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.exists(path):
+        os.remove(path)
