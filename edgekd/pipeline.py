@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional, Union
 import numpy as np
 
 from edgekd_runtime import Manifest, TensorSpec, write_bundle
+from edgekd_runtime.drift import DRIFT_NAME, reference_json
 
 from . import __version__
 from .convert import Converted, convert
@@ -125,6 +126,8 @@ def build(
         eval_path = staging / "eval.npz"
         np.savez_compressed(eval_path, x=test.x[:n_eval], y=test.y[:n_eval], host_outputs=keras_logits.astype(np.float32))
         files["eval.npz"] = str(eval_path)
+        # Drift reference for the device (edgekd-runtime monitor): raw eval inputs and the student's outputs.
+        files[DRIFT_NAME] = reference_json(test.x[:n_eval], keras_logits)
         manifest = Manifest(
             name=name or f"{out.name}",
             labels=test.class_names or train.class_names or [str(i) for i in range(num_classes)],

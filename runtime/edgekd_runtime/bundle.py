@@ -30,9 +30,13 @@ class Bundle(object):
         self.root = root
         self.manifest = manifest
         self._tmp = _tmp
+        # 'verified', 'unsigned' or 'signed, not checked' (see signing.verify_signature).
+        self.signature = "unsigned"
 
     @classmethod
-    def open(cls, path: str, verify: bool = True) -> "Bundle":
+    def open(cls, path: str, verify: bool = True, public_key: Optional[str] = None, require_signature: bool = False) -> "Bundle":
+        """Open and verify a bundle. With ``public_key`` its ed25519 signature is checked too (before the
+        manifest is trusted); ``require_signature`` refuses an unsigned one."""
         if not os.path.exists(path):
             raise BadInputError("bundle not found: %s" % path, "pass the folder or .zip written by `edgekd build`")
         tmp = None
@@ -41,20 +45,32 @@ class Bundle(object):
             if not zipfile.is_zipfile(path):
                 raise BundleFormatError("%s is neither a bundle folder nor a .zip archive" % path)
             tmp = tempfile.mkdtemp(prefix="edgekd-bundle-")
-            _safe_extract(path, tmp)
             root = tmp
-        manifest_path = os.path.join(root, MANIFEST_NAME)
-        if not os.path.isfile(manifest_path):
-            raise BundleFormatError("%s has no %s" % (path, MANIFEST_NAME), "is this an edgekd bundle?")
         try:
-            with open(manifest_path, "r") as handle:
-                data = json.load(handle)
-        except ValueError as exc:
-            raise BundleFormatError("%s is not valid JSON: %s" % (manifest_path, exc))
-        bundle = cls(root, Manifest.from_dict(data), tmp)
-        if verify:
-            bundle.verify()
-        return bundle
+            if tmp:
+                _safe_extract(path, tmp)
+            manifest_path = os.path.join(root, MANIFEST_NAME)
+            if not os.path.isfile(manifest_path):
+                raise BundleFormatError("%s has no %s" % (path, MANIFEST_NAME), "is this an edgekd bundle?")
+            signature = "unsigned"
+            if public_key or require_signature or os.path.isfile(os.path.join(root, "signature.json")):
+                from .signing import verify_signature
+
+                signature = verify_signature(root, public_key, require=require_signature)
+            try:
+                with open(manifest_path, "r") as handle:
+                    data = json.load(handle)
+            except ValueError as exc:
+                raise BundleFormatError("%s is not valid JSON: %s" % (manifest_path, exc))
+            bundle = cls(root, Manifest.from_dict(data), tmp)
+            bundle.signature = signature
+            if verify:
+                bundle.verify()
+            return bundle
+        except BaseException:
+            if tmp:
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
     def path(self, name: str) -> str:
         return os.path.join(self.root, name)
@@ -85,6 +101,19 @@ class Bundle(object):
             y = data["y"] if "y" in data.files else None
             ref = data["host_outputs"] if "host_outputs" in data.files else None
         return x, y, ref
+
+    def load_drift_reference(self):
+        """The host's reference statistics for drift checks (a dict), or None for a bundle made without them."""
+        from .drift import DRIFT_NAME
+
+        full = self.path(DRIFT_NAME)
+        if DRIFT_NAME not in self.manifest.files or not os.path.isfile(full):
+            return None
+        try:
+            with open(full, "r") as handle:
+                return json.load(handle)
+        except ValueError as exc:
+            raise BundleFormatError("%s is not valid JSON: %s" % (DRIFT_NAME, exc))
 
     def close(self) -> None:
         if self._tmp:

@@ -7,6 +7,7 @@ Every backend takes a model path and the manifest's artifact entry, and offers:
 from __future__ import annotations
 
 import importlib
+import sys
 
 from ..errors import BadInputError
 
@@ -19,6 +20,26 @@ _MODULES = {
 }
 
 ENGINES = tuple(sorted(_MODULES))
+
+# Top-level packages each engine needs; any one of a tuple's entries is enough for LiteRT.
+_REQUIRES = {
+    "litert": (("ai_edge_litert", "tflite_runtime", "tensorflow"),),
+    "onnxruntime": (("onnxruntime",),),
+    "tflm": (("tflite_micro",),),
+    "tensorrt": (("tensorrt",), ("pycuda",)),
+    "coreml": (("coremltools",),),
+}
+
+
+def engine_available(engine):
+    """Whether ``engine`` could load here, without importing it (find_spec only looks the package up)."""
+    from importlib.util import find_spec
+
+    if engine not in _REQUIRES:
+        return False
+    if engine == "coreml" and sys.platform != "darwin":
+        return False
+    return all(any(find_spec(name) is not None for name in group) for group in _REQUIRES[engine])
 
 
 def load_backend(engine, model_path, artifact, **options):

@@ -19,11 +19,18 @@ class Backend(object):
             options.intra_op_num_threads = int(threads)
         self.threads = threads
         available = ort.get_available_providers()
-        self.requested = list(providers) if providers else available
+        if isinstance(providers, str):
+            providers = [v.strip() for v in providers.split(",") if v.strip()]
+        # AzureExecutionProvider (remote inference) is listed first in stock builds but never runs a local
+        # model: leave it out of the default request so the provider reported is the one that computes.
+        self.requested = list(providers) if providers else [p for p in available if p != "AzureExecutionProvider"]
+        # Asking for a provider this build lacks makes onnxruntime warn and carry on: record it instead.
+        self.missing = [p for p in self.requested if p not in available]
         try:
-            self.session = ort.InferenceSession(model_path, sess_options=options, providers=self.requested)
+            usable = [p for p in self.requested if p in available] or ["CPUExecutionProvider"]
+            self.session = ort.InferenceSession(model_path, sess_options=options, providers=usable)
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelError("ONNX Runtime could not load %s: %s" % (model_path, exc), "the file may be truncated or corrupt")
+            raise ModelError("ONNX Runtime could not load %s: %s" % (model_path, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__), "the file may be truncated or corrupt")
         self._input = self.session.get_inputs()[0]
         self._output = self.session.get_outputs()[0].name
 
@@ -36,10 +43,16 @@ class Backend(object):
     def invoke(self, x):
         return self.session.run([self._output], {self._input.name: np.asarray(x)})[0]
 
+    def prepared_call(self, q):
+        run, outputs, feed = self.session.run, [self._output], {self._input.name: np.asarray(q)}
+        return lambda: run(outputs, feed)
+
     def describe(self):
         used = self.session.get_providers()
-        info = {"engine": self.name, "provider": used[0], "providers": used, "threads": self.threads}
+        info = {"engine": self.name, "provider": used[0], "providers": used, "threads": self.threads or "auto"}
         if self.requested and used[0] != self.requested[0]:
             # A silent fall back to CPU is the usual surprise on a Jetson: say it out loud.
             info["fallback"] = "requested %s, running on %s" % (self.requested[0], used[0])
+        if self.missing:
+            info["unavailable_providers"] = self.missing
         return info

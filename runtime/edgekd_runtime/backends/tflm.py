@@ -1,11 +1,38 @@
-"""TFLite Micro engine: the MCU interpreter simulated on the host with the tflite-micro package."""
+"""TFLite Micro engine: the MCU interpreter simulated on the host with the tflite-micro package.
+
+The arena a real MCU would need is reported: tflite-micro has no Python call for it, but
+``print_allocations()`` writes "Arena allocation total N bytes" to the C-level stderr, which is
+captured here by pointing file descriptor 2 at a temporary file for the duration of the call.
+"""
 from __future__ import annotations
+
+import os
+import re
+import tempfile
 
 import numpy as np
 
 from ..errors import EngineUnavailableError, ModelError
 
 DEFAULT_ARENA = 256 * 1024
+_ARENA_RE = re.compile(rb"Arena allocation total (\d+) bytes")
+
+
+def arena_used(interpreter):
+    """Bytes of the arena the model actually allocated, or None if the interpreter does not say."""
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                interpreter.print_allocations()
+            finally:
+                os.dup2(saved, 2)
+            sink.seek(0)
+            match = _ARENA_RE.search(sink.read())
+    finally:
+        os.close(saved)
+    return int(match.group(1)) if match else None
 
 
 class Backend(object):
@@ -27,6 +54,7 @@ class Backend(object):
         details = self.interpreter.get_input_details(0)
         self._shape = [int(v) for v in details["shape"]]
         self._dtype = np.dtype(details["dtype"]).name
+        self._arena_used = None
 
     def input_shape(self):
         return list(self._shape)
@@ -43,5 +71,20 @@ class Backend(object):
             outs.append(np.array(self.interpreter.get_output(0)))
         return np.concatenate(outs, axis=0)
 
+    def prepared_call(self, q):
+        q = np.asarray(q)
+        if q.shape[0] != 1:
+            return lambda: self.invoke(q)
+        it = self.interpreter
+
+        def call():
+            it.set_input(q, 0)
+            it.invoke()
+            return it.get_output(0)
+
+        return call
+
     def describe(self):
-        return {"engine": self.name, "arena_size": self.arena_size, "threads": 1}
+        if self._arena_used is None:
+            self._arena_used = arena_used(self.interpreter)
+        return {"engine": self.name, "arena_size": self.arena_size, "arena_used": self._arena_used, "threads": 1}

@@ -1,0 +1,174 @@
+"""Input and output drift: reference statistics (written by the host into the bundle) and the
+population stability index (PSI) of data seen on the device against them.
+
+Pure numpy, used by both sides: the host calls ``reference_statistics`` on the bundled eval set and
+the student's outputs; the device calls ``drift_report`` on field inputs and the model's outputs.
+
+Features: a small input (at most MAX_PIXEL_FEATURES values per sample, e.g. 8x8 digits or a tabular row)
+is compared value by value; a larger one (a camera frame) by its per-channel means. Every input also
+gets two whole-sample features, its mean and its standard deviation, because brightness and contrast
+are what usually move when a camera, a sensor or its lighting changes.
+
+PSI = sum over bins of (a - e) * ln(a / e), with e and a the reference and observed fractions per bin.
+Read as usual: under 0.1 stable, 0.1 to 0.25 moderate, over 0.25 a real shift.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+DRIFT_NAME = "drift_reference.json"
+DRIFT_SCHEMA_VERSION = 1
+MAX_PIXEL_FEATURES = 256
+BINS = 10
+PSI_MODERATE = 0.1
+PSI_SHIFT = 0.25
+# A bin that is empty on one side would make PSI infinite; clip fractions to this floor instead.
+_FLOOR = 1e-4
+# Below this many field samples a PSI mostly measures sampling noise: the report says so.
+MIN_SAMPLES = 100
+
+
+def softmax(scores):
+    scores = np.asarray(scores, dtype=np.float64)
+    exp = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def extract_features(x, mode: Optional[str] = None) -> Tuple[np.ndarray, List[str], str]:
+    """Raw inputs (N, ...) -> (N, F) float64 features, their names and the mode used ('values' or 'channels')."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim < 2:
+        raise ValueError("inputs need a leading sample axis; got shape %s" % (x.shape,))
+    n = x.shape[0]
+    flat = x.reshape(n, -1)
+    if mode is None:
+        mode = "values" if flat.shape[1] <= MAX_PIXEL_FEATURES else "channels"
+    if mode == "values":
+        cols = [flat]
+        names = ["x[%d]" % i for i in range(flat.shape[1])]
+    elif mode == "channels":
+        # Channels last (NHWC); an input without a channel axis (N, H, W) has one channel.
+        chans = x.reshape(n, -1, x.shape[-1]) if x.ndim >= 4 else flat[:, :, None]
+        cols = [chans.mean(axis=1)]
+        names = ["channel[%d].mean" % c for c in range(chans.shape[2])]
+    else:
+        raise ValueError("unknown feature mode %r" % mode)
+    cols.append(flat.mean(axis=1, keepdims=True))
+    cols.append(flat.std(axis=1, keepdims=True))
+    names += ["sample.mean", "sample.std"]
+    return np.concatenate(cols, axis=1), names, mode
+
+
+def bin_edges(values, bins: int = BINS) -> List[float]:
+    """Interior edges at the reference's quantiles, plus its min and just above its max, so that field
+    values outside the reference range land in bins of their own (a pixel that was always 0 and now is not)."""
+    values = np.asarray(values, dtype=np.float64)
+    inner = np.quantile(values, np.linspace(0.0, 1.0, bins + 1)[1:-1])
+    lo, hi = float(values.min()), float(values.max())
+    edges = np.unique(np.concatenate([[lo], inner, [np.nextafter(hi, np.inf)]]))
+    return [float(v) for v in edges]
+
+
+def histogram(values, edges: Sequence[float]) -> np.ndarray:
+    """Fractions of ``values`` per bin: below edges[0], between consecutive edges, at or above edges[-1]."""
+    idx = np.searchsorted(np.asarray(edges, dtype=np.float64), np.asarray(values, dtype=np.float64), side="right")
+    counts = np.bincount(idx, minlength=len(edges) + 1).astype(np.float64)
+    return counts / max(1.0, counts.sum())
+
+
+def psi(expected, actual) -> float:
+    e = np.clip(np.asarray(expected, dtype=np.float64), _FLOOR, None)
+    a = np.clip(np.asarray(actual, dtype=np.float64), _FLOOR, None)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def reference_statistics(x, scores, bins: int = BINS) -> Dict[str, Any]:
+    """What the host stores in the bundle: per-feature mean/std and bins, output-confidence bins, class mix.
+
+    ``x`` are raw inputs as the device will receive them, ``scores`` the model's outputs (logits) on them.
+    """
+    feats, names, mode = extract_features(x)
+    probs = softmax(scores)
+    conf = probs.max(axis=1)
+    features = []
+    for j, name in enumerate(names):
+        col = feats[:, j]
+        edges = bin_edges(col, bins)
+        features.append({"name": name, "mean": float(col.mean()), "std": float(col.std()), "edges": edges, "fractions": histogram(col, edges).round(6).tolist()})
+    conf_edges = bin_edges(conf, bins)
+    classes = np.bincount(probs.argmax(axis=1), minlength=probs.shape[1]).astype(np.float64) / len(probs)
+    return {
+        "schema_version": DRIFT_SCHEMA_VERSION,
+        "samples": int(len(feats)),
+        "feature_mode": mode,
+        "features": features,
+        "confidence": {"mean": float(conf.mean()), "edges": conf_edges, "fractions": histogram(conf, conf_edges).round(6).tolist()},
+        "classes": classes.round(6).tolist(),
+    }
+
+
+def _status(value: float) -> str:
+    if value > PSI_SHIFT:
+        return "shift"
+    if value > PSI_MODERATE:
+        return "moderate"
+    return "stable"
+
+
+def drift_report(reference: Dict[str, Any], x, scores, top: int = 5) -> Dict[str, Any]:
+    """Compare field inputs ``x`` and the model's ``scores`` on them with the bundle's reference."""
+    if int(reference.get("schema_version", -1)) != DRIFT_SCHEMA_VERSION:
+        raise ValueError("drift reference schema version %r is not %d" % (reference.get("schema_version"), DRIFT_SCHEMA_VERSION))
+    feats, names, _ = extract_features(x, reference["feature_mode"])
+    if len(names) != len(reference["features"]):
+        raise ValueError("inputs give %d features but the reference has %d" % (len(names), len(reference["features"])))
+    rows = []
+    for j, ref in enumerate(reference["features"]):
+        col = feats[:, j]
+        std = float(ref["std"])
+        rows.append({
+            "name": ref["name"],
+            "psi": psi(ref["fractions"], histogram(col, ref["edges"])),
+            "mean": float(col.mean()),
+            "std": float(col.std()),
+            "reference_mean": float(ref["mean"]),
+            "reference_std": std,
+            # Mean shift in reference standard deviations; a feature that never varied in the reference
+            # but moves now gets the raw difference (its std floor is 1e-6 of a unit, i.e. very large).
+            "mean_shift_sd": float((col.mean() - ref["mean"]) / max(std, 1e-6)),
+        })
+    probs = softmax(scores)
+    conf = probs.max(axis=1)
+    classes = np.bincount(probs.argmax(axis=1), minlength=len(reference["classes"])).astype(np.float64) / len(probs)
+    input_psis = np.array([r["psi"] for r in rows])
+    summary = {
+        "input_psi_mean": float(input_psis.mean()),
+        "input_psi_max": float(input_psis.max()),
+        "features_shifted": int(np.sum(input_psis > PSI_SHIFT)),
+        "confidence_psi": psi(reference["confidence"]["fractions"], histogram(conf, reference["confidence"]["edges"])),
+        "confidence_mean": float(conf.mean()),
+        "reference_confidence_mean": float(reference["confidence"]["mean"]),
+        "class_psi": psi(reference["classes"], classes),
+    }
+    # The overall verdict rests on the mean over features and on the output side: a single pixel's PSI on a
+    # few hundred samples is noisy, and the max over dozens of them would cry wolf.
+    summary["status"] = _status(max(summary["input_psi_mean"], summary["confidence_psi"], summary["class_psi"]))
+    report = {
+        "samples": int(len(feats)),
+        "reference_samples": int(reference.get("samples", 0)),
+        "summary": summary,
+        "top_features": sorted(rows, key=lambda r: -r["psi"])[:top],
+        "features": {"count": len(rows), "mean": [r["mean"] for r in rows], "std": [r["std"] for r in rows], "psi": [round(r["psi"], 6) for r in rows]},
+    }
+    if len(feats) < MIN_SAMPLES:
+        report["note"] = "only %d samples: PSI values this small are mostly sampling noise" % len(feats)
+    return report
+
+
+def reference_json(x, scores, bins: int = BINS) -> bytes:
+    """``reference_statistics`` serialised as the bundle's drift_reference.json (what the host writes)."""
+    import json
+
+    return json.dumps(reference_statistics(x, scores, bins), sort_keys=True).encode("utf-8")
