@@ -27,6 +27,24 @@ _MODULES = {
 }
 
 TARGETS = tuple(_MODULES)
+# Short names accepted wherever a list of targets is typed by a person.
+ALIASES = {"tflite": "tflite-fp32", "tflm": "tflm-int8", "trt": "tensorrt", "mlpackage": "coreml"}
+
+
+def resolve_target(name: str) -> str:
+    fmt = ALIASES.get(name.strip(), name.strip())
+    if fmt not in _MODULES:
+        raise ConversionError(f"unknown target format {name!r}", f"targets: {', '.join(TARGETS)}")
+    return fmt
+
+
+def unsupported_ops(target: str, ops, way_out: str = "") -> ConversionError:
+    """The one error every converter raises for ops its target lacks: the ops, the target, a way out."""
+    ops = sorted(set(ops))
+    return ConversionError(
+        f"{target} does not support op{'s' if len(ops) > 1 else ''} {', '.join(ops)} used by the student",
+        way_out or "replace the layer that emits it with supported ops, or convert to another target",
+    )
 
 
 @dataclass
@@ -37,8 +55,7 @@ class Converted:
 
 def convert(student, fmt: str, out_dir, calibration=None, **options) -> Converted:
     """Convert a tf_keras ``student`` (taking preprocessed float inputs) to ``fmt``."""
-    if fmt not in _MODULES:
-        raise ConversionError(f"unknown target format {fmt!r}", f"targets: {', '.join(TARGETS)}")
+    fmt = resolve_target(fmt)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     module = importlib.import_module(f".{_MODULES[fmt]}", __name__)

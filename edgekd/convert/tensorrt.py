@@ -1,29 +1,144 @@
 """TensorRT: the bundle carries the ONNX and the build settings; the engine is built on the device.
 
-Engines are specific to a GPU and a TensorRT version, so a host-built engine is only useful on a
-host with the same GPU; this machine has no TensorRT, so the entry is marked "not verified here".
+Engines are specific to a GPU and a TensorRT version, so a host-built engine is only useful on a host
+with the same GPU. When the TensorRT Python API is importable here, the engine is built here too (fp32,
+fp16, or int8 calibrated over the representative data) and shipped beside the ONNX as a companion;
+either way the entry is "not verified here" until a device with TensorRT runs it, because no machine
+this project is developed on has TensorRT (../shared/STACK.md).
+
+For int8 the representative inputs travel with the bundle (``trt_calibration.npy``), so the device can
+calibrate its own engine: a calibration cache from another TensorRT version is not reusable.
 """
 from __future__ import annotations
 
 import copy
 from pathlib import Path
 
+import numpy as np
 
-def from_onnx(onnx_converted, precision="fp16", workspace_mb=256):
+from ..errors import ConversionError
+
+PRECISIONS = ("fp32", "fp16", "int8")
+CALIBRATION_FILE = "trt_calibration.npy"
+CALIBRATION_SAMPLES = 200
+
+
+def tensorrt_module():
+    """``tensorrt`` when its Python API imports here, else None."""
+    try:
+        import tensorrt
+
+        return tensorrt
+    except ImportError:
+        return None
+
+
+def calibration_batches(calibration, batch_size: int = 1, limit: int = CALIBRATION_SAMPLES):
+    """Contiguous float32 batches for the calibrator, a fixed random sample of at most ``limit`` inputs."""
+    x = np.asarray(calibration, dtype=np.float32)
+    x = x[np.random.default_rng(0).permutation(len(x))[:limit]]
+    return [np.ascontiguousarray(x[i : i + batch_size]) for i in range(0, len(x) - batch_size + 1, batch_size)]
+
+
+def _calibrator(trt, batches, cache_path: Path):
+    """An entropy calibrator feeding ``batches`` through device buffers (pycuda)."""
+    try:
+        import pycuda.autoinit  # noqa: F401  (creates the CUDA context)
+        import pycuda.driver as cuda
+    except ImportError as exc:
+        raise ConversionError(f"int8 calibration needs pycuda ({exc})", "pip install pycuda, or use --trt-precision fp16")
+
+    class Calibrator(trt.IInt8EntropyCalibrator2):
+        def __init__(self):
+            trt.IInt8EntropyCalibrator2.__init__(self)
+            self.batches = iter(batches)
+            self.device = cuda.mem_alloc(batches[0].nbytes)
+
+        def get_batch_size(self):
+            return int(batches[0].shape[0])
+
+        def get_batch(self, names):
+            batch = next(self.batches, None)
+            if batch is None:
+                return None
+            cuda.memcpy_htod(self.device, batch)
+            return [int(self.device)]
+
+        def read_calibration_cache(self):
+            return cache_path.read_bytes() if cache_path.exists() else None
+
+        def write_calibration_cache(self, cache):
+            cache_path.write_bytes(bytes(cache))
+
+    return Calibrator()
+
+
+def build_engine(trt, onnx_path: Path, precision: str, workspace_mb: int, calibration=None, cache_path=None) -> bytes:
+    """A serialized engine for batch 1, built with the TensorRT 10 Python API."""
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(Path(onnx_path).read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise ConversionError(f"TensorRT cannot parse the ONNX model: {errors[:300]}", "try another --opset, or replace the layer TensorRT lacks")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
+    inp = network.get_input(0)
+    shape = [1 if d < 0 else d for d in inp.shape]
+    profile = builder.create_optimization_profile()
+    profile.set_shape(inp.name, shape, shape, shape)
+    config.add_optimization_profile(profile)
+    if precision == "fp16":
+        config.set_flag(trt.BuilderFlag.FP16)
+    if precision == "int8":
+        config.set_flag(trt.BuilderFlag.INT8)
+        config.set_flag(trt.BuilderFlag.FP16)  # layers without an int8 kernel fall back to fp16, not fp32
+        config.int8_calibrator = _calibrator(trt, calibration_batches(calibration, 1), Path(cache_path))
+        config.set_calibration_profile(profile)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise ConversionError("TensorRT failed to build an engine (see its log above)")
+    return bytes(serialized)
+
+
+def from_onnx(onnx_converted, precision="fp16", workspace_mb=256, calibration=None, out_dir=None, build_here=None):
     """The TensorRT entry for an already converted ONNX artifact (same file, device-side build settings)."""
     from . import Converted
 
+    if precision not in PRECISIONS:
+        raise ConversionError(f"unknown TensorRT precision {precision!r}", f"choose one of {', '.join(PRECISIONS)}")
     art = copy.deepcopy(onnx_converted.artifact)
+    files = dict(onnx_converted.files)
+    onnx_path = next(iter(files.values()))
+    out_dir = Path(out_dir) if out_dir is not None else onnx_path.parent
     art.format = "tensorrt"
     art.engine = "tensorrt"
     art.settings = dict(art.settings, precision=precision, workspace_mb=workspace_mb, build="on the device at first use, cached per GPU and TensorRT version")
-    art.host_metrics = {}
+    art.companions = []
+    if precision == "int8":
+        if calibration is None or len(calibration) == 0:
+            raise ConversionError("TensorRT int8 needs a representative dataset for its calibrator", "pass calibration data, or use fp16")
+        sample = np.concatenate(calibration_batches(calibration, 1))
+        path = out_dir / CALIBRATION_FILE
+        np.save(path, sample)
+        files[path.name] = path
+        art.companions.append(path.name)
+        art.settings.update(calibration_data=path.name, calibrator="IInt8EntropyCalibrator2", calibration_samples=int(len(sample)))
+    trt = tensorrt_module() if build_here is not False else None
+    if trt is not None:
+        engine = out_dir / f"{onnx_path.stem}_{precision}.engine"
+        engine.write_bytes(build_engine(trt, onnx_path, precision, workspace_mb, calibration, out_dir / "trt_calibration.cache"))
+        files[engine.name] = engine
+        art.companions.append(engine.name)
+        art.settings["host_engine"] = {"file": engine.name, "tensorrt": trt.__version__, "note": "usable only on the same GPU model and TensorRT version"}
+    art.host_metrics = {"reason": "TensorRT is not installed here" if trt is None else "engine built here, not run"}
     art.verification = "not verified here"
-    return Converted(art, dict(onnx_converted.files))
+    return Converted(art, files)
 
 
-def convert(student, fmt, out_dir: Path, calibration=None, name="model", precision="fp16", workspace_mb=256, previous=None, **options):
+def convert(student, fmt, out_dir: Path, calibration=None, name="model", precision="fp16", workspace_mb=256, previous=None, trt_precision=None, **options):
     from .onnx import convert as to_onnx
 
     onnx_converted = (previous or {}).get("onnx") or to_onnx(student, "onnx", out_dir, name=name, **options)
-    return from_onnx(onnx_converted, precision, workspace_mb)
+    return from_onnx(onnx_converted, trt_precision or precision, workspace_mb, calibration, out_dir)

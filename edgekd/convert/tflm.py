@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -26,6 +28,44 @@ def c_array(blob: bytes, name: str = "g_model") -> tuple[str, str]:
         f"alignas(16) const unsigned char {name}[] = {{\n" + "\n".join(rows) + f"\n}};\nconst unsigned int {name}_len = {len(blob)};\n"
     )
     return header, source
+
+
+_CHECK_MAIN = r"""
+#include <cstdint>
+#include <cstdio>
+#include "model_data.h"
+// Writes the array back out so the caller can compare it with the model tflite-micro ran.
+int main(int, char** argv) {
+  if ((reinterpret_cast<std::uintptr_t>(g_model) & 15u) != 0) return 3;
+  FILE* f = std::fopen(argv[1], "wb");
+  if (!f) return 2;
+  std::fwrite(g_model, 1, g_model_len, f);
+  return std::fclose(f) == 0 ? 0 : 2;
+}
+"""
+
+
+def compile_check(source_dir: Path, blob: bytes, compiler=None) -> dict:
+    """Compile model_data.cc with the host's C++ compiler and prove the array holds ``blob``, 16-byte aligned.
+
+    The firmware build compiles the same file with arm-none-eabi-g++; a host compile catches a
+    truncated or malformed array before anyone flashes it.
+    """
+    compiler = compiler or shutil.which("g++") or shutil.which("c++")
+    if compiler is None:
+        return {"c_array_check": "no C++ compiler on this host"}
+    with tempfile.TemporaryDirectory(prefix="edgekd-tflm-") as tmp:
+        main = Path(tmp) / "check.cc"
+        main.write_text(_CHECK_MAIN)
+        exe, dump = Path(tmp) / "check", Path(tmp) / "model.bin"
+        cmd = [compiler, "-std=c++11", "-O0", "-Wall", "-Werror", "-I", str(source_dir), str(source_dir / "model_data.cc"), str(main), "-o", str(exe)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ConversionError(f"model_data.cc does not compile: {proc.stderr.strip().splitlines()[0][:300] if proc.stderr.strip() else proc.returncode}")
+        run = subprocess.run([str(exe), str(dump)], capture_output=True)
+        if run.returncode != 0 or dump.read_bytes() != blob:
+            raise ConversionError("the compiled C array differs from the converted model (or is not 16-byte aligned)")
+    return {"c_array_check": f"compiled with {os.path.basename(compiler)}; bytes equal the verified model, 16-byte aligned"}
 
 
 def _runs(blob: bytes, arena: int, sample) -> bool:
@@ -105,6 +145,7 @@ def convert(student, fmt, out_dir: Path, calibration=None, name="model", op_limi
     (out_dir / "model_data.h").write_text(header)
     (out_dir / "model_data.cc").write_text(source)
     settings = dict(arena, ops=ops, resolver_ops=len(ops))
+    settings.update(compile_check(out_dir, blob))
     art = Artifact(path=model_path.name, format=fmt, engine="tflm", input=inp, output=out, bytes=len(blob), settings=settings, companions=["model_data.cc", "model_data.h"])
     files = {model_path.name: model_path, "model_data.cc": out_dir / "model_data.cc", "model_data.h": out_dir / "model_data.h"}
     return Converted(art, files)

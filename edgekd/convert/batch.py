@@ -1,0 +1,220 @@
+"""Convert one trained student to several targets, check each against the student, write a bundle.
+
+``edgekd convert`` calls :func:`convert_student`. The output folder is a bundle the runtime reads
+(``edgekd-runtime profile DIR``), plus ``parity.json``: per artifact, the parity measured here or the
+reason it could not be measured here.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+from edgekd_runtime import Manifest, Preprocessing, TensorSpec, write_bundle
+
+from ..errors import ConversionError, DataError, EdgekdError
+from . import Converted, convert, resolve_target
+from .parity import check as parity_check
+from .parity import failure_reason
+
+EVAL_SAMPLES = 1000
+PARITY_FILE = "parity.json"
+
+
+@dataclass
+class BatchResult:
+    out: Path
+    converted: List[Converted]
+    keras_accuracy: Optional[float]
+    parity: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> List[Converted]:
+        return [c for c in self.converted if c.artifact.verification == "failed"]
+
+
+def load_student(path):
+    """A tf_keras student from a .keras/.h5 file or SavedModel folder, including quantization-aware
+    (tfmot) models; pruning wrappers are stripped, since a deployed model carries plain weights."""
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
+
+    path = Path(path)
+    if not path.exists():
+        raise EdgekdError(f"student not found: {path}", "pass the .keras/.h5 file or SavedModel folder of a trained tf_keras student")
+    _register_student_layers()
+
+    try:
+        with tfmot.quantization.keras.quantize_scope(), tfmot.sparsity.keras.prune_scope():
+            model = keras.models.load_model(str(path), compile=False)
+    except Exception as exc:  # tf_keras raises many types for foreign or damaged files
+        hint = "save it with model.save('student.keras'); quantization-aware models only reload from .h5 or a SavedModel folder"
+        raise EdgekdError(f"cannot load student {path}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}", hint)
+    if any(type(layer).__name__ == "PruneLowMagnitude" for layer in model.layers):
+        model = tfmot.sparsity.keras.strip_pruning(model)
+    return model
+
+
+def _register_student_layers() -> None:
+    """Import every student family module: importing registers their custom layers (e.g. HardSwish)."""
+    import importlib
+    import pkgutil
+
+    from .. import students
+
+    for info in pkgutil.iter_modules(students.__path__):
+        importlib.import_module(f"{students.__name__}.{info.name}")
+
+
+def _as_dataset(data, labeled: bool):
+    from ..data import Dataset, load_dataset
+
+    if data is None or isinstance(data, Dataset):
+        return data
+    if isinstance(data, np.ndarray):
+        return Dataset(data, None, [], "array")
+    return load_dataset(str(data), labeled=labeled)
+
+
+def _check_shape(name: str, ds, expected) -> None:
+    if ds.input_shape != expected:
+        raise DataError(
+            f"{name} has sample shape {ds.input_shape}, the student takes {expected}",
+            f"pass samples shaped like the student's input ({', '.join(map(str, expected))})",
+        )
+
+
+def convert_student(
+    student,
+    targets: Union[str, Sequence[str]],
+    out,
+    *,
+    calibration=None,
+    eval=None,
+    preprocessing: Optional[Preprocessing] = None,
+    force: bool = False,
+    labels: Optional[List[str]] = None,
+    teacher_fingerprint: Optional[str] = None,
+    io: Optional[str] = None,
+    opset: int = 17,
+    fixed_batch: bool = False,
+    coreml_precision: str = "fp16",
+    coreml_compress: Optional[str] = None,
+    trt_precision: str = "fp16",
+    op_limits: Optional[List[str]] = None,
+    eval_samples: int = EVAL_SAMPLES,
+) -> BatchResult:
+    """Convert ``student`` (a tf_keras model or its file) to every target, check parity on ``eval``
+    (or, without it, on ``calibration``), and write the bundle to ``out``.
+
+    Data are raw (as stored); ``preprocessing`` maps them to the student's input and defaults to the
+    map edgekd trains with (uint8 images /255, other data scaled to [0, 1] by their range).
+
+    >>> r = convert_student("student.keras", "tflite-int8,onnx,coreml", "out/conv", calibration="train.npz", eval="test.npz")  # doctest: +SKIP
+    >>> [(c.artifact.format, c.artifact.verification) for c in r.converted]
+    """
+    from ..data import preprocessing_for
+
+    names = targets.split(",") if isinstance(targets, str) else list(targets)
+    formats = list(dict.fromkeys(resolve_target(t) for t in names if t.strip()))
+    if not formats:
+        raise ConversionError("no target given", "e.g. --to tflite-int8,onnx,coreml")
+    out = Path(out)
+    if out.exists() and not force:
+        raise DataError(f"{out} already exists", "choose another --out or pass --force to replace it")
+    calib = _as_dataset(calibration, labeled=False)
+    test = _as_dataset(eval, labeled=True)
+    check_set = test if test is not None else calib
+    if check_set is None:
+        raise DataError("parity needs data: no --eval and no --calibration given", "pass --eval (labelled test data) or --calibration (training inputs)")
+    model = load_student(student) if isinstance(student, (str, Path)) else student
+    expected = tuple(int(v) for v in model.input_shape[1:])
+    if calib is not None:
+        _check_shape("representative (calibration) data", calib, expected)
+    if test is not None:
+        _check_shape("eval data", test, expected)
+    pre = preprocessing or preprocessing_for(calib if calib is not None else check_set)
+    x_calib = pre.apply(calib.x) if calib is not None else None
+    n_eval = min(len(check_set), eval_samples)
+    x_raw = check_set.x[:n_eval]
+    y = check_set.y[:n_eval] if check_set.y is not None else None
+    keras_logits = model.predict(pre.apply(x_raw), verbose=0, batch_size=256)
+    keras_acc = float(np.mean(keras_logits.argmax(1) == y)) if y is not None else None
+    num_classes = int(model.output_shape[-1])
+    labels = labels or check_set.class_names or [str(i) for i in range(num_classes)]
+
+    options = {
+        "tflite-int8": {"io": io},
+        "onnx": {"opset": opset, "fixed_batch": fixed_batch},
+        "tensorrt": {"opset": opset, "fixed_batch": fixed_batch, "precision": trt_precision},
+        "coreml": {"precision": coreml_precision, "compress": coreml_compress, "labels": labels, "teacher_fingerprint": teacher_fingerprint},
+        "tflm-int8": {"op_limits": op_limits},
+    }
+    staging = Path(tempfile.mkdtemp(prefix="edgekd-convert-"))
+    try:
+        converted: Dict[str, Converted] = {}
+        for fmt in formats:
+            conv = convert(model, fmt, staging, calibration=x_calib, previous=converted, **options.get(fmt, {}))
+            if conv.artifact.verification != "not verified here":
+                parity_check(conv, pre, x_raw, y, keras_logits, staging)
+            converted[fmt] = conv
+        parity = {
+            "student": str(student) if isinstance(student, (str, Path)) else getattr(model, "name", "student"),
+            "keras_accuracy": keras_acc,
+            "eval_samples": int(n_eval),
+            "eval_source": check_set.source,
+            "artifacts": {fmt: {"path": c.artifact.path, "bytes": c.artifact.bytes, "verification": c.artifact.verification, **c.artifact.host_metrics} for fmt, c in converted.items()},
+        }
+        files: Dict[str, Any] = {PARITY_FILE: json.dumps(parity, indent=2).encode()}
+        for conv in converted.values():
+            files.update({k: str(v) for k, v in conv.files.items()})
+        eval_path = staging / "eval.npz"
+        arrays = {"x": x_raw, "host_outputs": keras_logits.astype(np.float32)}
+        if y is not None:
+            arrays["y"] = y
+        np.savez_compressed(eval_path, **arrays)
+        files["eval.npz"] = str(eval_path)
+        from .. import __version__
+
+        manifest = Manifest(
+            name=out.name,
+            labels=list(labels),
+            input=TensorSpec([1, *expected], str(check_set.x.dtype)),
+            preprocessing=pre,
+            artifacts=[c.artifact for c in converted.values()],
+            files={},
+            teacher={"fingerprint": teacher_fingerprint} if teacher_fingerprint else {},
+            student={"name": getattr(model, "name", ""), "params": int(model.count_params()), "keras_accuracy": keras_acc},
+            reference={"indices": list(range(min(8, n_eval))), "outputs": keras_logits[:8].round(5).tolist()},
+            created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            producer=f"edgekd {__version__}",
+        )
+        write_bundle(str(out), manifest, files, force=force)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    result = BatchResult(out, list(converted.values()), keras_acc, parity)
+    return result
+
+
+def raise_for_failures(result: BatchResult) -> None:
+    """After the bundle is written (so the numbers can be read), refuse to call a failed artifact a success."""
+    if result.failed:
+        reasons = "; ".join(failure_reason(c.artifact) for c in result.failed)
+        raise ConversionError(f"parity failed: {reasons}", f"see {result.out / PARITY_FILE}; use more calibration data or a float format")
+
+
+def summary_rows(result: BatchResult) -> List[Dict[str, Any]]:
+    rows = []
+    for c in result.converted:
+        a = c.artifact
+        rows.append({"format": a.format, "path": a.path, "bytes": a.bytes, "verification": a.verification, **{k: v for k, v in a.host_metrics.items()}})
+    return rows
+
+
+__all__ = ["BatchResult", "convert_student", "load_student", "raise_for_failures", "summary_rows"]
