@@ -17,6 +17,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 profiles_app = typer.Typer(no_args_is_help=True, help="List and inspect device profiles.")
 app.add_typer(profiles_app, name="profiles")
 
+from .reports.cli import bundle_app, reports_app  # noqa: E402  (light: typer only; the server loads on use)
+
+app.add_typer(reports_app, name="reports")
+app.add_typer(bundle_app, name="bundle")
+
 
 @app.command()
 def demo(

@@ -164,7 +164,7 @@ def _emit(report, args):
 
 def _print_delivery(result, args):
     earlier = [r for r in result["sent"] if r != result.get("report_id")]
-    if earlier:
+    if earlier and result.get("report_id"):
         print("sent      %d spooled report(s) from earlier runs" % len(earlier))
     if result.get("delivered"):
         print("sent      report %s to %s" % (result["report_id"], args.report_to))

@@ -1,0 +1,275 @@
+"""Where device reports are kept: SQLite in WAL mode by default, PostgreSQL for a fleet.
+
+One table, one row per report id. The full report is kept as JSON; the figures that the tables and
+plots need are copied into columns when it is stored. ``add`` returns only after the row is committed,
+which is what lets the collector acknowledge a report (and the device delete its spooled copy).
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sqlite3
+import threading
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+from ..errors import EdgekdError
+
+DEFAULT_DB = "edgekd-reports.sqlite"
+DB_ENV = "EDGEKD_REPORTS_DB"
+
+# Columns filled from a report (name, SQL type, how to read it from the report).
+COLUMNS: List[Tuple[str, str]] = [
+    ("report_id", "TEXT NOT NULL UNIQUE"),
+    ("received", "TEXT NOT NULL"),
+    ("created", "TEXT NOT NULL"),
+    ("kind", "TEXT NOT NULL"),
+    ("schema_version", "INTEGER NOT NULL"),
+    ("device_id", "TEXT NOT NULL"),
+    ("bundle", "TEXT NOT NULL"),
+    ("manifest_sha256", "TEXT"),
+    ("profile", "TEXT"),
+    ("format", "TEXT"),
+    ("engine", "TEXT"),
+    ("p50_ms", "DOUBLE PRECISION"),
+    ("p90_ms", "DOUBLE PRECISION"),
+    ("p99_ms", "DOUBLE PRECISION"),
+    ("mean_ms", "DOUBLE PRECISION"),
+    ("accuracy", "DOUBLE PRECISION"),
+    ("agreement", "DOUBLE PRECISION"),
+    ("host_accuracy", "DOUBLE PRECISION"),
+    ("host_latency_ms", "DOUBLE PRECISION"),
+    ("input_psi", "DOUBLE PRECISION"),
+    ("confidence_psi", "DOUBLE PRECISION"),
+    ("drift_status", "TEXT"),
+    ("body", "TEXT NOT NULL"),
+]
+NAMES = [c for c, _ in COLUMNS]
+
+
+class StoreError(EdgekdError):
+    """The store cannot be opened or written (the collector answers 503 and stores nothing)."""
+
+
+class DuplicateMismatch(EdgekdError):
+    """A report id already stored with a different body: the idempotency key was reused."""
+
+
+def _get(report: Dict[str, Any], *path):
+    value: Any = report
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def canonical(report: Dict[str, Any]) -> str:
+    return json.dumps(report, sort_keys=True, separators=(",", ":"))
+
+
+def row_for(report: Dict[str, Any], received: Optional[str] = None) -> Dict[str, Any]:
+    """The column values of one validated report."""
+    drift = report.get("drift") or {}
+    summary = drift.get("summary") or {}
+    return {
+        "report_id": report["report_id"],
+        "received": received or datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
+        "created": str(report["created"]),
+        "kind": report["kind"],
+        "schema_version": int(report["schema_version"]),
+        "device_id": report["device_id"],
+        "bundle": report["bundle"],
+        "manifest_sha256": report.get("manifest_sha256"),
+        "profile": _get(report, "host_expected", "profile"),
+        "format": report.get("format"),
+        "engine": _get(report, "runtime", "engine"),
+        "p50_ms": _get(report, "latency", "p50_ms"),
+        "p90_ms": _get(report, "latency", "p90_ms"),
+        "p99_ms": _get(report, "latency", "p99_ms"),
+        "mean_ms": _get(report, "latency", "mean_ms"),
+        "accuracy": report.get("accuracy"),
+        "agreement": report.get("agreement_with_host"),
+        "host_accuracy": _get(report, "host_expected", "accuracy"),
+        "host_latency_ms": _get(report, "host_expected", "latency_ms_estimate"),
+        "input_psi": summary.get("input_psi_mean"),
+        "confidence_psi": summary.get("confidence_psi"),
+        "drift_status": summary.get("status"),
+        "body": canonical(report),
+    }
+
+
+class Store(object):
+    """The interface both back ends offer."""
+
+    placeholder = "?"
+    id_column = "id INTEGER PRIMARY KEY"
+
+    def _ddl(self) -> str:
+        cols = ",\n  ".join("%s %s" % c for c in COLUMNS)
+        return "CREATE TABLE IF NOT EXISTS reports (\n  %s,\n  %s\n)" % (self.id_column, cols)
+
+    def _insert_sql(self) -> str:
+        marks = ", ".join([self.placeholder] * len(NAMES))
+        return "INSERT INTO reports (%s) VALUES (%s) ON CONFLICT (report_id) DO NOTHING" % (", ".join(NAMES), marks)
+
+    def add(self, report: Dict[str, Any]) -> Tuple[int, bool]:
+        """Store a validated report; returns (row id, duplicate). Committed when this returns."""
+        row = row_for(report)
+        inserted, row_id, stored_body = self._insert(row)
+        if not inserted and stored_body != row["body"]:
+            raise DuplicateMismatch("report_id %s is already stored with different contents" % report["report_id"], "a report id must be used once")
+        return row_id, not inserted
+
+    def query(self, bundle: Optional[str] = None, device: Optional[str] = None, kind: Optional[str] = None, with_body: bool = False) -> List[Dict[str, Any]]:
+        where, params = [], []
+        for column, value in (("bundle", bundle), ("device_id", device), ("kind", kind)):
+            if value:
+                where.append("%s = %s" % (column, self.placeholder))
+                params.append(value)
+        names = ["id"] + [n for n in NAMES if with_body or n != "body"]
+        sql = "SELECT %s FROM reports" % ", ".join(names)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created, id"
+        rows = self._select(sql, params)
+        out = [dict(zip(names, r)) for r in rows]
+        if with_body:
+            for r in out:
+                r["body"] = json.loads(r["body"])
+        return out
+
+    def count(self) -> int:
+        return int(self._select("SELECT COUNT(*) FROM reports", [])[0][0])
+
+    # Back ends implement these.
+    def _insert(self, row: Dict[str, Any]) -> Tuple[bool, int, str]:
+        raise NotImplementedError
+
+    def _select(self, sql: str, params: Iterable[Any]) -> List[tuple]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class SQLiteStore(Store):
+    """SQLite in WAL mode with synchronous=FULL: a committed report survives the process being killed and
+    the machine losing power. One connection behind a lock: SQLite has one writer anyway."""
+
+    def __init__(self, path: str):
+        self.path = path
+        parent = os.path.dirname(os.path.abspath(path))
+        try:
+            os.makedirs(parent, exist_ok=True)
+            self._conn = sqlite3.connect(path, check_same_thread=False, timeout=30.0, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute(self._ddl())
+        except sqlite3.Error as exc:
+            raise StoreError("cannot open the report store %s: %s" % (path, exc))
+        self._lock = threading.Lock()
+
+    def _insert(self, row):
+        values = [row[n] for n in NAMES]
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    cur = self._conn.execute(self._insert_sql(), values)
+                    inserted = cur.rowcount == 1
+                    found = self._conn.execute("SELECT id, body FROM reports WHERE report_id = ?", (row["report_id"],)).fetchone()
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreError("could not store report %s: %s" % (row["report_id"], exc))
+        return inserted, int(found[0]), found[1]
+
+    def _select(self, sql, params):
+        with self._lock:
+            try:
+                return self._conn.execute(sql, list(params)).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError("could not read the report store: %s" % exc)
+
+    def close(self):
+        with self._lock:
+            self._conn.close()
+
+
+class PostgresStore(Store):
+    """PostgreSQL through psycopg 3: one autocommit connection per thread, each insert in its own transaction."""
+
+    placeholder = "%s"
+    id_column = "id BIGSERIAL PRIMARY KEY"
+
+    def __init__(self, url: str):
+        try:
+            import psycopg
+        except ImportError:
+            raise StoreError("PostgreSQL needs the psycopg package", "pip install 'psycopg[binary]'")
+        self._psycopg = psycopg
+        self.url = url
+        self._local = threading.local()
+        with self._connect() as conn:
+            conn.execute(self._ddl())
+
+    def _connect(self):
+        try:
+            return self._psycopg.connect(self.url, autocommit=True)
+        except self._psycopg.Error as exc:
+            raise StoreError("cannot connect to %s: %s" % (_redact(self.url), str(exc).strip().splitlines()[0]))
+
+    def _conn(self):
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    def _insert(self, row):
+        conn = self._conn()
+        try:
+            with conn.transaction():
+                cur = conn.execute(self._insert_sql(), [row[n] for n in NAMES])
+                inserted = cur.rowcount == 1
+                found = conn.execute("SELECT id, body FROM reports WHERE report_id = %s", (row["report_id"],)).fetchone()
+        except self._psycopg.Error as exc:
+            conn.close()
+            raise StoreError("could not store report %s: %s" % (row["report_id"], str(exc).strip().splitlines()[0]))
+        return inserted, int(found[0]), found[1]
+
+    def _select(self, sql, params):
+        conn = self._conn()
+        try:
+            return conn.execute(sql, list(params)).fetchall()
+        except self._psycopg.Error as exc:
+            conn.close()
+            raise StoreError("could not read the report store: %s" % str(exc).strip().splitlines()[0])
+
+    def close(self):
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+
+
+def _redact(url: str) -> str:
+    # Never echo a password from a connection URL into logs or errors.
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return scheme + "://***@" + rest.rsplit("@", 1)[1]
+    return url
+
+
+def open_store(url: Optional[str] = None) -> Store:
+    """``sqlite:///path``, a plain file path, or ``postgresql://user@host/db`` (default: $EDGEKD_REPORTS_DB or
+    ./edgekd-reports.sqlite)."""
+    url = url or os.environ.get(DB_ENV) or DEFAULT_DB
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresStore(url)
+    if url.startswith("sqlite:///"):
+        url = url[len("sqlite:///"):]
+    elif "://" in url:
+        raise EdgekdError("unsupported database URL %s" % _redact(url), "use sqlite:///PATH or postgresql://...")
+    return SQLiteStore(url)
