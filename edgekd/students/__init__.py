@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import asdict, dataclass, replace
 from typing import Optional
 
@@ -68,19 +69,23 @@ def build_student(spec: StudentSpec, input_shape, num_classes: int, seed: int = 
     import tf_keras as keras
 
     keras.utils.set_random_seed(seed)
-    return FAMILIES[spec.family](spec, tuple(input_shape), int(num_classes))
+    return family_module(spec.family).build(spec, tuple(input_shape), int(num_classes))
 
 
-def _mobilenetv3(spec, input_shape, num_classes):
-    from .mobilenetv3 import build
+def student_graph(spec: StudentSpec, input_shape, num_classes: int):
+    """The activation graph and costs of ``spec`` in the TFLite converter's terms, without building a model."""
+    from .nn import CostNN
 
-    return build(spec, input_shape, num_classes)
-
-
-def _mlp(spec, input_shape, num_classes):
-    from .mlp import build
-
-    return build(spec, input_shape, num_classes)
+    spec.check()
+    return family_module(spec.family).network(CostNN(), spec, tuple(int(v) for v in input_shape), int(num_classes))
 
 
-FAMILIES = {"mobilenetv3": _mobilenetv3, "mlp": _mlp}
+def family_module(family: str):
+    """The module of a family: ``network(nn, spec, input_shape, num_classes)``, ``WIDTHS``, ``DEPTHS``, ``resolutions()``."""
+    if family not in FAMILIES:
+        raise EdgekdError(f"unknown student family {family!r}", f"families: {', '.join(sorted(FAMILIES))}")
+    return importlib.import_module(f".{FAMILIES[family]}", __name__)
+
+
+# family name -> module. mobilenetv3: images; dscnn: audio features and 1-D signals; mlp: tabular data.
+FAMILIES = {"mobilenetv3": "mobilenetv3", "dscnn": "dscnn", "mlp": "mlp"}

@@ -1,7 +1,8 @@
 """A MobileNetV3-style image classifier: inverted residuals, hard-swish, optional squeeze-excite.
 
 Hard-swish is written as x * relu6(x + 3) / 6 so the TFLite converter fuses it into HARD_SWISH,
-an op TFLite Micro also runs.
+an op TFLite Micro also runs. The MCU-safe variant drops squeeze-excite and lowers the input resolution
+with average pooling (AVERAGE_POOL_2D) instead of a bilinear resize, so every op is in TFLite Micro's set.
 """
 from __future__ import annotations
 
@@ -15,6 +16,12 @@ STEM_CHANNELS = 16
 # statistics catch up with the weights.
 BN_MOMENTUM = 0.9
 
+# The sizing search grid. Widths step by ~12% so that the largest fitting candidate lands close to a
+# binding budget (MACs grow with width squared: one step is ~25% more compute).
+WIDTHS = tuple(round(0.25 * 1.122 ** k, 3) for k in range(0, 41))
+DEPTHS = (2, 3, 4, 5, 6)
+RESOLUTION_SCALES = (1.0, 0.75, 0.5)
+
 
 @keras.utils.register_keras_serializable(package="edgekd")
 class HardSwish(layers.Layer):
@@ -26,48 +33,76 @@ def _channels(base: int, width: float) -> int:
     return max(8, int(round(base * width / 8.0)) * 8)
 
 
-def _squeeze_excite(x, channels: int):
-    s = layers.GlobalAveragePooling2D(keepdims=True)(x)
-    s = layers.Conv2D(max(8, channels // 4), 1, activation="relu")(s)
-    s = layers.Conv2D(channels, 1, activation="hard_sigmoid")(s)
-    return layers.Multiply()([x, s])
+def resolutions(input_shape, mcu_safe: bool):
+    """Input resolutions the search tries: the data's own, then smaller ones.
+
+    The MCU-safe variant only divides by whole factors (average pooling); the others resize.
+    """
+    side = int(input_shape[0])
+    if len(input_shape) != 3:
+        return [None]
+    out = [None]
+    for scale in RESOLUTION_SCALES[1:]:
+        r = int(round(side * scale))
+        if mcu_safe and side % r:
+            continue
+        if r >= 8 and r not in out:
+            out.append(r)
+    return out
 
 
-def _block(x, expansion, out_ch, stride, use_se, name):
+def _squeeze_excite(nn, x, channels: int):
+    s = nn.global_pool(x, keepdims=True)
+    s = nn.conv(s, max(8, channels // 4), 1, bn=False, activation="relu")
+    s = nn.conv(s, channels, 1, bn=False, activation="hard_sigmoid")
+    return nn.multiply(x, s)
+
+
+def _block(nn, x, expansion, out_ch, stride, use_se, name):
     in_ch = x.shape[-1]
     h = x
     if expansion != 1:
-        h = layers.Conv2D(in_ch * expansion, 1, use_bias=False, name=f"{name}_expand")(h)
-        h = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_expand_bn")(h)
-        h = HardSwish(name=f"{name}_expand_hs")(h)
-    h = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=f"{name}_dw")(h)
-    h = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_dw_bn")(h)
-    h = HardSwish(name=f"{name}_dw_hs")(h)
+        h = nn.conv(h, in_ch * expansion, 1, name=f"{name}_expand", bn_momentum=BN_MOMENTUM)
+        h = nn.hard_swish(h, name=f"{name}_expand_hs")
+    h = nn.dwconv(h, 3, stride, name=f"{name}_dw", bn_momentum=BN_MOMENTUM)
+    h = nn.hard_swish(h, name=f"{name}_dw_hs")
     if use_se:
-        h = _squeeze_excite(h, h.shape[-1])
-    h = layers.Conv2D(out_ch, 1, use_bias=False, name=f"{name}_project")(h)
-    h = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_project_bn")(h)
+        h = _squeeze_excite(nn, h, h.shape[-1])
+    h = nn.conv(h, out_ch, 1, name=f"{name}_project", bn_momentum=BN_MOMENTUM)
     if stride == 1 and in_ch == out_ch:
-        h = layers.Add(name=f"{name}_add")([x, h])
+        h = nn.add(x, h, name=f"{name}_add")
     return h
 
 
-def build(spec, input_shape, num_classes):
-    inputs = keras.Input(shape=input_shape, name="input")
+def network(nn, spec, input_shape, num_classes):
+    inputs = nn.input(input_shape)
     x = inputs
-    if spec.resolution and spec.resolution != input_shape[0]:
-        x = layers.Resizing(spec.resolution, spec.resolution, name="resize")(x)
-    resolution = spec.resolution or input_shape[0]
-    x = layers.Conv2D(_channels(STEM_CHANNELS, spec.width), 3, strides=1 if resolution <= 32 else 2, padding="same", use_bias=False, name="stem")(x)
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x)
-    x = HardSwish(name="stem_hs")(x)
-    size = resolution if resolution <= 32 else resolution // 2
+    side = int(input_shape[0])
+    resolution = spec.resolution or side
+    if resolution != side:
+        if spec.mcu_safe:
+            if side % resolution:
+                from ..errors import EdgekdError
+
+                raise EdgekdError(f"an MCU-safe student lowers resolution by whole factors only: {side} -> {resolution} is not one", f"pick a resolution that divides {side}")
+            x = nn.avg_pool(x, side // resolution, name="downsample")
+        else:
+            x = nn.resize(x, resolution, resolution, name="resize")
+    x = nn.conv(x, _channels(STEM_CHANNELS, spec.width), 3, 1 if resolution <= 32 else 2, name="stem", bn_momentum=BN_MOMENTUM)
+    x = nn.hard_swish(x, name="stem_hs")
+    size = resolution if resolution <= 32 else (resolution + 1) // 2
     for i, (expansion, base, stride, use_se) in enumerate(BLOCKS[: spec.depth]):
         # Never shrink the feature map below 2x2: tiny inputs (8x8 digits) keep some spatial detail.
         if stride == 2 and size <= 2:
             stride = 1
         size = (size + stride - 1) // stride
-        x = _block(x, expansion, _channels(base, spec.width), stride, use_se and not spec.mcu_safe, f"block{i}")
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
-    outputs = layers.Dense(num_classes, name="logits")(x)
-    return keras.Model(inputs, outputs, name=f"mobilenetv3_w{spec.width:g}_d{spec.depth}")
+        x = _block(nn, x, expansion, _channels(base, spec.width), stride, use_se and not spec.mcu_safe, f"block{i}")
+    x = nn.global_pool(x, name="pool")
+    outputs = nn.dense(x, num_classes, name="logits")
+    return nn.model(inputs, outputs, name=f"mobilenetv3_w{spec.width:g}_d{spec.depth}")
+
+
+def build(spec, input_shape, num_classes):
+    from .nn import KerasNN
+
+    return network(KerasNN(), spec, input_shape, num_classes)
