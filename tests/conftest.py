@@ -42,3 +42,11 @@ def phone_build(tmp_path_factory, teacher_path, digits_split):
     train, test = digits_split
     out = tmp_path_factory.mktemp("bundles") / "phone"
     return build(teacher_path, train, test, "android-midrange", out, formats=["tflite-int8", "tflite-fp32"], epochs=20, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory):
+    """A digits bundle with LiteRT int8/fp32, ONNX and TFLite Micro artifacts, built in seconds (runtime tests)."""
+    from test_runtime_bundles import build_tiny_bundle
+
+    return build_tiny_bundle(str(tmp_path_factory.mktemp("tiny")))
