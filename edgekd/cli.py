@@ -81,10 +81,12 @@ def size(
         shape = tuple(int(v) for v in input_shape.split(","))
     except ValueError:
         raise EdgekdError(f"--input-shape {input_shape!r} is not a comma-separated list of integers", "e.g. --input-shape 32,32,3")
-    report = size_student(load_profile(profile), shape, classes, family=family)
-    typer.echo(f"student {report.spec}: {report.cost.params} params, {report.cost.macs} MACs ({report.precision})")
+    if not shape or any(v <= 0 for v in shape) or classes < 2:
+        raise EdgekdError(f"--input-shape {input_shape!r} / --classes {classes}: sizes must be positive and classes at least 2", "e.g. --input-shape 32,32,3 --classes 10")
+    report = size_student(load_profile(profile), shape, classes, family=family, verify=verify)
+    typer.echo(f"student {report.spec}: {report.cost.params} params, {report.cost.macs} MACs ({report.precision}), best of {report.searched} candidates")
     for key, u in report.usage.items():
-        typer.echo(f"  {key:13s} {u['used']:>14.4g} of {u['limit']:>12.4g}  {u['percent']:6.1f}%")
+        typer.echo(f"  {key:13s} {u['used']:>14.4g} of {u['limit']:>12.4g}  {u['percent']:6.1f}%  ({u['source']}; estimate {u['estimate']:.4g})")
     if json_out:
         json_out.write_text(json.dumps(report.to_dict(), indent=2))
 
@@ -107,6 +109,27 @@ def profiles_show(name: str):
     from .profiles import load_profile
 
     typer.echo(yaml.safe_dump(load_profile(name).model_dump(), sort_keys=False))
+
+
+@profiles_app.command("calibrate")
+def profiles_calibrate(
+    name: str = typer.Argument(..., help="device profile name or YAML path"),
+    more_reports: Optional[List[Path]] = typer.Argument(None, hidden=True),
+    reports: List[Path] = typer.Option(..., "--reports", help="runtime report JSON(s) measured on the device"),
+    bundle: Optional[List[Path]] = typer.Option(None, "--bundle", help="the bundle(s) the reports measured, for the model's MACs"),
+    out: Optional[Path] = typer.Option(None, help="where to write the calibrated profile (default: NAME.calibrated.yaml here)"),
+):
+    """Fit PROFILE's compute efficiency to measured latency and write the calibrated profile."""
+    from .profiles import calibrate_profile, save_profile
+
+    files = list(reports) + list(more_reports or [])
+    cal = calibrate_profile(name, [str(f) for f in files], [str(b) for b in bundle] if bundle else None)
+    target = out or Path(f"{cal.profile.name}.calibrated.yaml")
+    save_profile(cal.profile, target, f"{cal.profile.name} calibrated by edgekd from {len(files)} report(s): " + ", ".join(str(f) for f in files))
+    typer.echo(f"efficiency {cal.efficiency_before:.4g} -> {cal.efficiency_after:.4g}")
+    for p in cal.points:
+        typer.echo(f"  {p['source']}: {p['macs']:.4g} MACs, measured p50 {p['p50_ms']:.4g} ms, estimate {p['estimate_before_ms']:.4g} -> {p['estimate_after_ms']:.4g} ms")
+    typer.echo(f"calibrated profile: {target}")
 
 
 def main(argv: Optional[List[str]] = None) -> int:

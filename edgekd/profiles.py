@@ -9,9 +9,12 @@ The built-in ones live in ``device_profiles/``; users pass their own by path.
 """
 from __future__ import annotations
 
+import json
+import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Literal, Optional
+from typing import Dict, List, Literal, Optional, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -89,10 +92,22 @@ class DeviceProfile(_Strict):
                 raise ValueError(f"unknown precision {p!r} (known: {', '.join(PRECISIONS)})")
         return value
 
+    @field_validator("formats")
+    @classmethod
+    def _no_repeats(cls, value):
+        if len(set(value)) != len(value):
+            raise ValueError("a format is listed twice")
+        return value
+
     @model_validator(mode="after")
-    def _compute_covers_precision(self):
+    def _consistent(self):
         if self.primary_precision not in self.compute.peak_macs_per_s:
             raise ValueError(f"compute.peak_macs_per_s has no entry for {self.primary_precision}, the precision of {self.formats[0]}")
+        for fmt in self.formats:
+            if FORMAT_PRECISION[fmt] not in self.precisions:
+                raise ValueError(f"format {fmt} runs in {FORMAT_PRECISION[fmt]}, which is not in precisions {self.precisions}")
+        if self.device_class == "mcu" and not self.op_limits:
+            raise ValueError("an mcu profile needs op_limits: the ops its TFLite Micro build registers")
         return self
 
     @property
@@ -123,9 +138,106 @@ def load_profile(name_or_path) -> DeviceProfile:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ProfileError(f"{path} is not valid YAML: {exc}")
+        raise ProfileError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}", "fix the YAML syntax at the line it names")
+    return validate_profile(data, source=str(path))
+
+
+def validate_profile(data, source: str = "profile") -> DeviceProfile:
+    """A DeviceProfile from parsed YAML/JSON, or a ProfileError naming every bad field."""
+    if not isinstance(data, dict):
+        raise ProfileError(f"{source} is not a device profile: expected a mapping of fields, got {type(data).__name__}", "start from one of device_profiles/*.yaml")
     try:
         return DeviceProfile.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'profile'}: {err['msg']}" for err in exc.errors())
-        raise ProfileError(f"{path} is not a valid device profile: {problems}")
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'profile'}: {_message(err)}" for err in exc.errors())
+        raise ProfileError(f"{source} is not a valid device profile: {problems}", "fix the named field(s); `edgekd profiles show cortex-m7` prints a complete example")
+
+
+def _message(err) -> str:
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    if err["type"] == "missing":
+        return "missing (required)"
+    if err["type"] == "extra_forbidden":
+        return "not a profile field (misspelt?)"
+    return msg
+
+
+def save_profile(profile: DeviceProfile, path, comment: str = "") -> Path:
+    """Write ``profile`` as YAML (with ``comment`` lines on top) that ``load_profile`` reads back."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = "".join(f"# {line}\n" for line in comment.splitlines())
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(header + yaml.safe_dump(profile.model_dump(), sort_keys=False))
+    tmp.replace(path)
+    return path
+
+
+@dataclass
+class Calibration:
+    profile: DeviceProfile  # the calibrated profile
+    efficiency_before: float
+    efficiency_after: float
+    points: List[dict]  # per report: macs, precision, measured p50, estimate before and after
+
+
+def _report_macs(report: dict, bundle) -> float:
+    for getter in (lambda: report["student"]["macs"], lambda: report["macs"]):
+        try:
+            return float(getter())
+        except (KeyError, TypeError):
+            pass
+    if bundle is not None:
+        manifest = Path(bundle) / "manifest.json" if Path(bundle).is_dir() else Path(bundle)
+        try:
+            return float(json.loads(manifest.read_text())["student"]["macs"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ProfileError(f"cannot read the student's MACs from {manifest}: {exc}", "pass the bundle folder the report was measured on")
+    raise ProfileError("a report does not say how many MACs its model has", "pass the bundle it was measured on (--bundle DIR), whose manifest.json records student.macs")
+
+
+def calibrate_profile(profile, reports: Sequence, bundles: Optional[Sequence] = None) -> Calibration:
+    """Set ``compute.efficiency`` so that the latency estimate matches the reports' measured p50.
+
+    Each report is a runtime report (a dict or a JSON file path) with ``latency.p50_ms``; the model's MACs
+    come from the report or from the bundle it was measured on (``bundles``: one per report, or one for
+    all). The model is latency = overhead + MACs / (peak x efficiency); the fixed overhead is kept and
+    the efficiency is the geometric mean of what each report implies, so one report suffices.
+    """
+    profile = load_profile(profile)
+    if not reports:
+        raise ProfileError("no reports to calibrate from", "pass at least one runtime report JSON (edgekd-runtime profile BUNDLE --json report.json)")
+    if bundles is not None and len(bundles) not in (1, len(reports)):
+        raise ProfileError(f"{len(bundles)} bundles for {len(reports)} reports", "pass one bundle per report, or one for all")
+    points = []
+    for i, rep in enumerate(reports):
+        source = str(rep) if not isinstance(rep, dict) else f"report {i + 1}"
+        if not isinstance(rep, dict):
+            try:
+                rep = json.loads(Path(rep).read_text())
+            except (OSError, ValueError) as exc:
+                raise ProfileError(f"cannot read report {source}: {exc}", "pass the JSON written by `edgekd-runtime profile ... --json`")
+        try:
+            p50 = float(rep["latency"]["p50_ms"])
+        except (KeyError, TypeError, ValueError):
+            raise ProfileError(f"{source} has no latency.p50_ms", "pass the JSON written by `edgekd-runtime profile ... --json`")
+        bundle = None if bundles is None else bundles[i if len(bundles) > 1 else 0]
+        macs = _report_macs(rep, bundle)
+        precision = FORMAT_PRECISION.get(rep.get("format"), profile.primary_precision)
+        if precision not in profile.compute.peak_macs_per_s:
+            raise ProfileError(f"{source} measured a {precision} model but {profile.name} has no peak_macs_per_s for {precision}", f"add compute.peak_macs_per_s.{precision} to the profile")
+        compute_ms = p50 - profile.compute.overhead_ms
+        if compute_ms <= 0 or macs <= 0:
+            raise ProfileError(f"{source}: measured p50 {p50:.4g} ms is not above the profile's fixed overhead {profile.compute.overhead_ms} ms", "lower compute.overhead_ms in the profile, or measure a larger model")
+        implied = 1000.0 * macs / (profile.compute.peak_macs_per_s[precision] * compute_ms)
+        points.append({"source": source, "macs": macs, "precision": precision, "p50_ms": p50, "estimate_before_ms": profile.estimate_latency_ms(macs, precision), "implied_efficiency": implied})
+    efficiency = float(math.exp(sum(math.log(p["implied_efficiency"]) for p in points) / len(points)))
+    if efficiency > 1.0:
+        raise ProfileError(f"the reports imply {efficiency:.2f}x the profile's peak MAC/s", "the peak figure in compute.peak_macs_per_s is too low for this device: fix it from the datasheet")
+    compute = profile.compute.model_copy(update={"efficiency": round(efficiency, 6)})
+    calibrated = profile.model_copy(update={"compute": compute})
+    for p in points:
+        p["estimate_after_ms"] = calibrated.estimate_latency_ms(p["macs"], p["precision"])
+    return Calibration(calibrated, profile.compute.efficiency, calibrated.compute.efficiency, points)
