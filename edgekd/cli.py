@@ -65,12 +65,75 @@ def build(
 
 
 @app.command()
+def convert(
+    student: Path = typer.Argument(..., help="trained tf_keras student: .keras/.h5 file or SavedModel folder"),
+    to: str = typer.Option(..., "--to", help="comma-separated targets: tflite-fp32, tflite-fp16, tflite-dynamic, tflite-int8, tflm-int8 (tflm), onnx, tensorrt, coreml"),
+    out: Path = typer.Option(..., help="output folder (a bundle the runtime reads, plus parity.json)"),
+    calibration: Optional[str] = typer.Option(None, help="representative data for int8 (.npz, image folder, 'digits'): training inputs"),
+    eval: Optional[str] = typer.Option(None, "--eval", help="labelled data for the parity check (default: the calibration data)"),
+    io: Optional[str] = typer.Option(None, help="tflite-int8 input/output type: int8 (default), uint8 or float"),
+    opset: int = typer.Option(17, help="ONNX opset"),
+    fixed_batch: bool = typer.Option(False, "--fixed-batch", help="ONNX with batch 1 instead of a dynamic batch"),
+    coreml_precision: str = typer.Option("fp16", help="CoreML compute precision: fp16 or fp32"),
+    coreml_compress: Optional[str] = typer.Option(None, help="CoreML weight compression: int8, palettize2/4/6/8"),
+    trt_precision: str = typer.Option("fp16", help="TensorRT build precision on the device: fp32, fp16 or int8"),
+    teacher_fingerprint: Optional[str] = typer.Option(None, help="sha256 of the teacher, recorded in the metadata"),
+    force: bool = typer.Option(False, help="replace an existing --out"),
+):
+    """Convert a trained STUDENT to each target, check every artifact against it, write a bundle."""
+    from .convert.batch import convert_student, raise_for_failures
+
+    result = convert_student(
+        student, to, out, calibration=calibration, eval=eval, force=force, io=io, opset=opset, fixed_batch=fixed_batch,
+        coreml_precision=coreml_precision, coreml_compress=coreml_compress or None, trt_precision=trt_precision, teacher_fingerprint=teacher_fingerprint,
+    )
+    for conv in result.converted:
+        art = conv.artifact
+        m = art.host_metrics
+        if "agreement_with_keras" in m:
+            acc = f", accuracy {100 * m['accuracy']:.2f}%" if m.get("accuracy") is not None else ""
+            detail = f"{art.verification}: agreement {100 * m['agreement_with_keras']:.2f}%, max abs diff {m['max_abs_diff']:.3g}{acc}"
+        else:
+            detail = f"{art.verification} ({m.get('reason', '')})"
+        typer.echo(f"{art.format:14s} {art.bytes:>10d} bytes  {detail}")
+    if result.keras_accuracy is not None:
+        typer.echo(f"Keras student accuracy {100 * result.keras_accuracy:.2f}% on {result.parity['eval_samples']} samples")
+    typer.echo(f"bundle: {result.out}  (parity: {result.out / 'parity.json'})")
+    raise_for_failures(result)
+
+
+@app.command()
+def compare(
+    teacher: Path = typer.Option(..., help="teacher model file (.keras, .h5) or SavedModel folder (tf_keras, to prune it)"),
+    student: Path = typer.Option(..., help="distilled student model file or folder"),
+    data: str = typer.Option(..., help="training data: calibration for int8 and the pruning fine-tune"),
+    eval: str = typer.Option(..., "--eval", help="evaluation data, same forms as --data"),
+    out: Optional[Path] = typer.Option(None, help="folder for compare.json, compare.md and compare.png"),
+    sparsity: float = typer.Option(0.8, help="pruning sparsity"),
+    prune_epochs: int = typer.Option(2, help="fine-tune epochs while pruning"),
+    runs: int = typer.Option(200, help="timed runs per model"),
+    eval_limit: Optional[int] = typer.Option(None, help="use only the first N eval samples"),
+    force: bool = typer.Option(False, help="replace an existing --out"),
+    quiet: bool = typer.Option(False, help="no progress bars"),
+):
+    """Measure teacher, distilled student, pruned teacher and int8 teacher: size, latency, accuracy."""
+    from .compare import compare as run_compare
+    from .compare import print_table
+
+    result = run_compare(teacher, student, data, eval, out, sparsity=sparsity, prune_epochs=prune_epochs, runs=runs, eval_limit=eval_limit, force=force, progress=not quiet)
+    print_table(result)
+    for kind, path in result.files.items():
+        typer.echo(f"{kind}: {path}")
+
+
+@app.command()
 def size(
     profile: str = typer.Option(..., help="device profile name or YAML path"),
     input_shape: str = typer.Option(..., help="H,W,C (or a single length for tabular data)"),
     classes: int = typer.Option(..., help="number of classes"),
-    family: str = typer.Option("mobilenetv3"),
+    family: str = typer.Option("mobilenetv3", help="mobilenetv3 (images), dscnn (audio, 1-D signals) or mlp (tabular)"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the fit report here"),
+    verify: bool = typer.Option(True, help="convert the best candidates and check measured size and memory"),
 ):
     """Find the largest student of FAMILY that fits every budget of PROFILE."""
     from .errors import EdgekdError

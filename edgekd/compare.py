@@ -1,0 +1,314 @@
+"""The compression comparison practitioners quote, measured instead of quoted.
+
+Four rows, each a model run through ``edgekd_runtime`` on this machine on the same eval set:
+
+- the original teacher (fp32 TFLite),
+- the distilled student (fp32 TFLite),
+- the teacher pruned with tensorflow-model-optimization (low-magnitude, ~80% sparsity, a short
+  fine-tune, wrappers stripped; fp32 TFLite, whose file does not shrink, so its size is the gzip size),
+- the teacher quantized after training (full int8 TFLite, calibrated on the training inputs),
+
+plus the distilled student in int8, the combination a device actually ships. Every row gets the file
+size, its gzip size, latency p50 on this machine, accuracy, the drop against the teacher and a best use
+derived from those numbers.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+import platform
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+import numpy as np
+
+from .errors import DataError, EdgekdError
+
+SPARSITY = 0.8
+PRUNE_EPOCHS = 2
+LATENCY_RUNS = 200
+MCU_FLASH_BYTES = 1 << 20  # an int8 model under 1 MB fits the flash of a Cortex-M7 class MCU
+
+
+@dataclass
+class Row:
+    name: str
+    method: str
+    format: str
+    bytes: int
+    gzip_bytes: int
+    params: int
+    sparsity: float
+    latency_ms_p50: float
+    latency_ms_p90: float
+    accuracy: float
+    accuracy_drop: float  # points below the teacher row
+    best_use: str = ""
+    gains: str = ""
+    engine: str = "litert"
+
+    @property
+    def size_bytes(self) -> int:
+        """The size the row is judged by: gzip bytes for the pruned model (zeros only shrink once
+        compressed), the file itself for every other row."""
+        return self.gzip_bytes if self.method == "pruning" else self.bytes
+
+
+@dataclass
+class CompareResult:
+    rows: List[Row]
+    config: Dict[str, Any] = field(default_factory=dict)
+    files: Dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"rows": [dict(asdict(r), size_bytes=r.size_bytes) for r in self.rows], "config": self.config, "files": self.files}
+
+
+def sparsity_of(model) -> float:
+    """Fraction of exact zeros over the kernels of the layers pruning touches (conv and dense)."""
+    zeros = total = 0
+    for layer in model.layers:
+        if type(layer).__name__ in ("Conv2D", "DepthwiseConv2D", "Dense", "SeparableConv2D", "Conv1D"):
+            for w in layer.get_weights()[:1]:
+                zeros += int(np.sum(w == 0))
+                total += int(w.size)
+    return zeros / total if total else 0.0
+
+
+def prune_teacher(teacher, x, y, sparsity: float = SPARSITY, epochs: int = PRUNE_EPOCHS, batch_size: int = 128, learning_rate: float = 5e-4, from_logits: bool = True, progress: bool = True, seed: int = 0):
+    """A copy of ``teacher`` pruned to ``sparsity`` by magnitude while fine-tuning on (x, y), wrappers stripped.
+
+    Sparsity ramps from 0 over the first 60% of the steps, so the remaining steps recover accuracy
+    at the final sparsity.
+    """
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
+
+    from .progress import ProgressBar
+
+    if not 0.0 < sparsity < 1.0:
+        raise EdgekdError(f"sparsity must be between 0 and 1 (got {sparsity})")
+    if not isinstance(teacher, keras.Model):
+        raise EdgekdError("pruning needs a tf_keras teacher (tensorflow-model-optimization works only with tf_keras)", "save the teacher with tf_keras")
+    keras.utils.set_random_seed(seed)
+    clone = keras.models.clone_model(teacher)
+    clone.set_weights(teacher.get_weights())
+    steps_per_epoch = int(math.ceil(len(x) / batch_size))
+    steps = max(1, epochs * steps_per_epoch)
+    schedule = tfmot.sparsity.keras.PolynomialDecay(initial_sparsity=0.0, final_sparsity=float(sparsity), begin_step=0, end_step=max(1, int(0.6 * steps)), frequency=max(1, steps // 50))
+    try:
+        pruned = tfmot.sparsity.keras.prune_low_magnitude(clone, pruning_schedule=schedule)
+    except Exception as exc:
+        raise EdgekdError(f"tensorflow-model-optimization cannot prune this teacher: {str(exc).splitlines()[0][:200]}", "pruning supports standard Keras layers; custom layers need PrunableLayer")
+    pruned.compile(
+        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps)),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")],
+    )
+    callbacks = [tfmot.sparsity.keras.UpdatePruningStep(), ProgressBar(epochs, steps_per_epoch, desc=f"prune to {sparsity:.0%}", enabled=progress)]
+    pruned.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0, callbacks=callbacks)
+    return tfmot.sparsity.keras.strip_pruning(pruned)
+
+
+def gains(row: Row, teacher: Row) -> str:
+    """How much smaller and faster than the teacher, from the measured numbers."""
+    smaller = teacher.size_bytes / max(row.size_bytes, 1)
+    faster = teacher.latency_ms_p50 / max(row.latency_ms_p50, 1e-9)
+    return f"{smaller:.1f}x smaller, {faster:.1f}x faster"
+
+
+def best_use(row: Row, teacher: Row) -> str:
+    """Where a row earns its place, read off its measured size, speed and accuracy against the teacher's."""
+    if row is teacher:
+        return "servers, GPUs (the reference)"
+    smaller = teacher.size_bytes / max(row.size_bytes, 1)
+    faster = teacher.latency_ms_p50 / max(row.latency_ms_p50, 1e-9)
+    if row.accuracy_drop > 3.0:
+        return f"not as is: loses {row.accuracy_drop:.1f} pts"
+    if faster < 1.25 and smaller >= 2.0:
+        return "storage/download only (dense kernels: no speed-up)"
+    if row.format.endswith("int8"):
+        return "MCUs, NPUs, phones (int8, under 1 MB)" if row.bytes <= MCU_FLASH_BYTES else "phones, embedded CPUs/NPUs (int8)"
+    if faster >= 2.0:
+        return "phones, edge CPUs/GPUs (float)"
+    return "little gain on this machine"
+
+
+def _measure(name, method, model, fmt, workdir: Path, pre, x_eval, y_eval, calibration, runs, params, sparsity) -> Row:
+    from edgekd_runtime import Model
+    from edgekd_runtime.profiler import latency_stats, time_invocations
+
+    from .convert import convert
+
+    folder = workdir / name.replace(" ", "_")
+    folder.mkdir(parents=True, exist_ok=True)
+    conv = convert(model, fmt, folder, calibration=calibration)
+    path = folder / conv.artifact.path
+    blob = path.read_bytes()
+    runtime_model = Model(str(path), conv.artifact, pre)
+    scores = runtime_model.predict(x_eval)
+    accuracy = float(np.mean(scores.argmax(1) == y_eval))
+    lat = latency_stats(time_invocations(runtime_model, x_eval[:1], runs=runs, warmup=max(10, runs // 10)))
+    return Row(
+        name=name, method=method, format=fmt, bytes=len(blob), gzip_bytes=len(gzip.compress(blob, 9)), params=int(params),
+        sparsity=float(sparsity), latency_ms_p50=lat["p50_ms"], latency_ms_p90=lat["p90_ms"], accuracy=accuracy, accuracy_drop=0.0,
+        engine=runtime_model.describe().get("engine", "litert"),
+    )
+
+
+def compare(
+    teacher,
+    student,
+    data,
+    eval,
+    out: Optional[Union[str, Path]] = None,
+    *,
+    sparsity: float = SPARSITY,
+    prune_epochs: int = PRUNE_EPOCHS,
+    prune_samples: Optional[int] = None,
+    runs: int = LATENCY_RUNS,
+    eval_limit: Optional[int] = None,
+    student_int8: bool = True,
+    force: bool = False,
+    progress: bool = True,
+    title: str = "",
+) -> CompareResult:
+    """Measure teacher, distilled student, pruned teacher and int8 teacher on ``eval``; write
+    ``compare.json``, ``compare.md`` and ``compare.png`` to ``out`` when given.
+
+    >>> result = compare("teacher.keras", "student.keras", "train.npz", "test.npz", out="out/compare")  # doctest: +SKIP
+    >>> [(r.name, r.accuracy_drop) for r in result.rows]
+    """
+    from .convert.batch import load_student
+    from .data import Dataset, load_dataset, preprocessing_for
+    from .teachers import load_teacher
+
+    if out is not None:
+        out = Path(out)
+        if out.exists() and any(out.iterdir()) and not force:
+            raise DataError(f"{out} already exists", "choose another --out or pass --force to replace it")
+    train = data if isinstance(data, Dataset) else load_dataset(str(data))
+    test = eval if isinstance(eval, Dataset) else load_dataset(str(eval))
+    if train.input_shape != test.input_shape:
+        raise DataError(f"train samples are {train.input_shape} but eval samples are {test.input_shape}", "both sets must have the same sample shape")
+    pre = preprocessing_for(train)
+    t_model = load_teacher(teacher).keras_model if isinstance(teacher, (str, Path)) else teacher
+    s_model = load_student(student) if isinstance(student, (str, Path)) else student
+    for label, m in (("teacher", t_model), ("student", s_model)):
+        if m is None:
+            raise EdgekdError(f"the {label} is not a Keras model", "compare needs Keras models it can convert and prune")
+        if tuple(int(v) for v in m.input_shape[1:]) != train.input_shape:
+            raise DataError(f"the {label} takes {tuple(m.input_shape[1:])} but the data are {train.input_shape}")
+    n_eval = min(len(test), eval_limit or len(test))
+    x_eval, y_eval = test.x[:n_eval], test.y[:n_eval]
+    x_train = pre.apply(train.x)
+    probe = np.asarray(t_model(x_train[:16], training=False))
+    from_logits = not (np.all(probe >= 0) and np.allclose(probe.sum(1), 1.0, atol=1e-3))
+
+    workdir = Path(tempfile.mkdtemp(prefix="edgekd-compare-"))
+    try:
+        t_params = t_model.count_params()
+        rows = [_measure("original teacher", "none", t_model, "tflite-fp32", workdir, pre, x_eval, y_eval, None, runs, t_params, sparsity_of(t_model))]
+        rows.append(_measure("distilled student", "distillation", s_model, "tflite-fp32", workdir, pre, x_eval, y_eval, None, runs, s_model.count_params(), sparsity_of(s_model)))
+        idx = np.random.default_rng(0).permutation(len(train))[: prune_samples or len(train)]
+        pruned = prune_teacher(t_model, x_train[idx], train.y[idx], sparsity, prune_epochs, from_logits=from_logits, progress=progress)
+        rows.append(_measure("pruned teacher", "pruning", pruned, "tflite-fp32", workdir, pre, x_eval, y_eval, None, runs, t_params, sparsity_of(pruned)))
+        rows.append(_measure("quantized teacher", "int8 post-training quantization", t_model, "tflite-int8", workdir, pre, x_eval, y_eval, x_train, runs, t_params, sparsity_of(t_model)))
+        if student_int8:
+            rows.append(_measure("distilled student, int8", "distillation + int8", s_model, "tflite-int8", workdir, pre, x_eval, y_eval, x_train, runs, s_model.count_params(), sparsity_of(s_model)))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    for r in rows:
+        r.accuracy_drop = 100.0 * (rows[0].accuracy - r.accuracy)
+        r.best_use = best_use(r, rows[0])
+        r.gains = "-" if r is rows[0] else gains(r, rows[0])
+    config = {
+        "teacher": str(teacher) if isinstance(teacher, (str, Path)) else getattr(t_model, "name", "teacher"),
+        "student": str(student) if isinstance(student, (str, Path)) else getattr(s_model, "name", "student"),
+        "data": train.source, "eval": test.source, "eval_samples": int(n_eval), "train_samples": int(len(train)),
+        "sparsity_target": sparsity, "prune_epochs": prune_epochs, "prune_samples": int(len(idx)), "latency_runs": runs,
+        "latency": "p50 of single-sample engine calls through edgekd_runtime (LiteRT, default threads) on this machine",
+        "machine": {"machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "title": title,
+    }
+    result = CompareResult(rows, config)
+    if out is not None:
+        result.files = write_outputs(result, out)
+    return result
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024.0
+    return str(n)
+
+
+HEADER = ("model", "format", "size", "gzip size", "latency p50", "accuracy", "drop vs teacher", "vs teacher", "best use")
+
+
+def _cells(r: Row) -> List[str]:
+    size = human_bytes(r.bytes) + (f" ({100 * r.sparsity:.0f}% zeros)" if r.method == "pruning" else "")
+    return [
+        r.name, r.format, size, human_bytes(r.gzip_bytes), f"{r.latency_ms_p50:.3f} ms", f"{100 * r.accuracy:.2f}%",
+        "baseline" if r.method == "none" else f"{r.accuracy_drop:+.2f} pts", r.gains, r.best_use,
+    ]
+
+
+def markdown(result: CompareResult) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(_cells(r)) + " |" for r in result.rows]
+    return "\n".join(lines) + "\n"
+
+
+def print_table(result: CompareResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=result.config.get("title") or "compression comparison, measured on this machine")
+    for col in HEADER:
+        table.add_column(col, justify="left" if col in ("model", "format", "vs teacher", "best use") else "right")
+    for r in result.rows:
+        table.add_row(*_cells(r))
+    console = Console()
+    console.width = max(console.width, 160)  # piped output defaults to 80 columns and wraps every cell
+    console.print(table)
+
+
+def chart(result: CompareResult, path: Path) -> None:
+    """Accuracy against size (judged size, log scale) and against latency p50, one point per row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, key, label in ((axes[0], "size", "size (KB; pruned: gzip)"), (axes[1], "latency", "latency p50 on this machine (ms)")):
+        for r in result.rows:
+            xv = r.size_bytes / 1024 if key == "size" else r.latency_ms_p50
+            ax.scatter(xv, 100 * r.accuracy, s=60)
+            ax.annotate(r.name, (xv, 100 * r.accuracy), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("accuracy (%)")
+        ax.grid(True, which="both", alpha=0.3)
+    fig.suptitle(result.config.get("title") or "compression methods, measured")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_outputs(result: CompareResult, out: Path) -> Dict[str, str]:
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"json": str(out / "compare.json"), "markdown": str(out / "compare.md"), "chart": str(out / "compare.png")}
+    result.files = files
+    Path(files["json"]).write_text(json.dumps(result.to_dict(), indent=2))
+    Path(files["markdown"]).write_text(markdown(result))
+    chart(result, Path(files["chart"]))
+    return files
