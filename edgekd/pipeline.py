@@ -16,6 +16,7 @@ from edgekd_runtime.drift import DRIFT_NAME, reference_json
 from . import __version__
 from .convert import Converted, convert
 from .convert.parity import check as parity_check
+from .convert.parity import failure_reason
 from .data import Dataset, load_dataset, preprocessing_for
 from .distill import DistillResult, distill
 from .errors import ConversionError, DataError, TeacherError
@@ -113,12 +114,13 @@ def build(
     try:
         converted: Dict[str, Converted] = {}
         for fmt in formats or prof.formats:
-            conv = convert(model, fmt, staging, calibration=x_train, op_limits=prof.op_limits, previous=converted)
+            # labels and the teacher's fingerprint go into the CoreML metadata; other converters ignore them.
+            labels = test.class_names or train.class_names or [str(i) for i in range(num_classes)]
+            conv = convert(model, fmt, staging, calibration=x_train, op_limits=prof.op_limits, previous=converted, labels=labels, teacher_fingerprint=teacher.fingerprint)
             if conv.artifact.verification != "not verified here":
                 parity_check(conv, pre, test.x[:n_eval], test.y[:n_eval], keras_logits, staging)
                 if conv.artifact.verification == "failed":
-                    m = conv.artifact.host_metrics
-                    raise ConversionError(f"{fmt} artifact agrees with the Keras student on only {100 * m['agreement_with_keras']:.1f}% of eval samples (needs {100 * m['threshold']:.1f}%)", "use more calibration data or a float format")
+                    raise ConversionError(f"{failure_reason(conv.artifact)}", "use more calibration data or a float format")
             converted[fmt] = conv
         files: Dict[str, Any] = {}
         for conv in converted.values():
