@@ -54,16 +54,20 @@ def _fmt(v):
     return ("%.4g" % v) if isinstance(v, float) else str(v)
 
 
-def load_inputs(path):
-    """Raw inputs from a .npy, a .npz (its ``x`` array, or its only one) or a folder of those (concatenated)."""
+def load_inputs(path, sample_ndim=None):
+    """Raw inputs from a .npy, a .npz (its ``x`` array, or its only one) or a folder of those (concatenated).
+
+    In a folder each file may hold one sample or a batch; ``sample_ndim`` (the model's sample rank) tells
+    which, so single samples get their batch axis before the files are joined.
+    """
     if os.path.isdir(path):
         names = sorted(n for n in os.listdir(path) if n.endswith((".npy", ".npz")))
         if not names:
             raise BadInputError("%s holds no .npy or .npz files" % path)
         arrays = [load_inputs(os.path.join(path, n)) for n in names]
-        # A file may hold one sample or a batch: give single samples their batch axis.
-        ndim = max(a.ndim for a in arrays)
-        arrays = [a[None] if a.ndim < ndim else a for a in arrays]
+        if sample_ndim is None:
+            sample_ndim = min(a.ndim for a in arrays)
+        arrays = [a[None] if a.ndim == sample_ndim else a for a in arrays]
         try:
             return np.concatenate(arrays, axis=0)
         except ValueError as exc:
@@ -84,9 +88,13 @@ def load_inputs(path):
         raise BadInputError("%s holds several arrays (%s) and none is named x" % (path, ", ".join(data.files)))
 
 
+def _sample_ndim(bundle):
+    return len(bundle.manifest.input.shape) - 1
+
+
 def _cmd_run(args):
-    x = load_inputs(args.input)
     with _open(args) as bundle:
+        x = load_inputs(args.input, _sample_ndim(bundle))
         model = Model.from_bundle(bundle, artifact=args.artifact, engine=args.engine, **_engine_options(args))
         scores = model.predict(x)
         labels = bundle.manifest.labels
@@ -99,11 +107,9 @@ def _cmd_run(args):
 
 
 def _cmd_profile(args):
-    inputs = load_inputs(args.inputs) if args.inputs else None
-    body = profile(
-        args.bundle, runs=args.runs, warmup=args.warmup, artifact=args.artifact, engine=args.engine, inputs=inputs,
-        public_key=args.public_key, require_signature=args.require_signature, **_engine_options(args)
-    )
+    with _open(args) as bundle:
+        inputs = load_inputs(args.inputs, _sample_ndim(bundle)) if args.inputs else None
+        body = profile(bundle, runs=args.runs, warmup=args.warmup, artifact=args.artifact, engine=args.engine, inputs=inputs, **_engine_options(args))
     report = make_report(body, "profile", device=args.device_id)
     lat, rt = report["latency"], report["runtime"]
     ran_on = rt["engine"] + "".join(", %s %s" % (k, rt[k]) for k in ("provider", "delegate", "threads", "arena_used") if rt.get(k) is not None)
@@ -139,7 +145,8 @@ def _print_drift(drift):
 
 
 def _cmd_monitor(args):
-    body = monitor(args.bundle, load_inputs(args.inputs), artifact=args.artifact, engine=args.engine, public_key=args.public_key, require_signature=args.require_signature, **_engine_options(args))
+    with _open(args) as bundle:
+        body = monitor(bundle, load_inputs(args.inputs, _sample_ndim(bundle)), artifact=args.artifact, engine=args.engine, **_engine_options(args))
     report = make_report(body, "monitor", device=args.device_id)
     _print_drift(report["drift"])
     return _emit(report, args)
