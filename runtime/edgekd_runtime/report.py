@@ -95,6 +95,7 @@ def endpoint(url: str) -> str:
 
 def send_report(report: Dict[str, Any], url: str, token: str, timeout: float = 10.0) -> Dict[str, Any]:
     """POST one report; returns the host's acknowledgement or raises DeliveryError."""
+    import http.client
     import urllib.error
     import urllib.request
 
@@ -117,7 +118,8 @@ def send_report(report: Dict[str, Any], url: str, token: str, timeout: float = 1
         # 401/403: the token may be fixed; 408/429/5xx: the host is busy or down. Keep those for later.
         permanent = 400 <= exc.code < 500 and exc.code not in (401, 403, 408, 429)
         raise DeliveryError("host answered %d: %s" % (exc.code, detail), permanent=permanent, status=exc.code)
-    except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as exc:
+    except (urllib.error.URLError, socket.timeout, OSError, http.client.HTTPException) as exc:
+        # HTTPException: the connection broke mid-answer (IncompleteRead, BadStatusLine): not acknowledged.
         reason = getattr(exc, "reason", exc)
         raise DeliveryError("host unreachable: %s" % reason)
     try:

@@ -1,0 +1,288 @@
+"""The collector: validation (token, size, schema) with clear 4xx answers and never a 500, idempotent
+storage, spooling and resending from the device, and nothing acknowledged lost when the server is
+killed mid-run."""
+import copy
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from conftest import run_cli
+
+TOKEN = "t0ken-for-tests"
+
+
+@pytest.fixture(scope="module")
+def profile_body(tiny_bundle):
+    from edgekd_runtime import profile
+
+    return profile(tiny_bundle["path"], runs=5, warmup=1)
+
+
+def new_report(body, device="dev-1", kind="profile"):
+    from edgekd_runtime.report import make_report
+
+    return make_report(copy.deepcopy(body), kind, device=device)
+
+
+@pytest.fixture
+def client(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from edgekd.reports.server import create_app
+    from edgekd.reports.store import open_store
+
+    store = open_store(str(tmp_path / "r.sqlite"))
+    with TestClient(create_app(store, TOKEN, max_bytes=64 * 1024)) as c:
+        c.store = store
+        yield c
+    store.close()
+
+
+def post(client, payload, token=TOKEN, headers=None):
+    data = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
+    h = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+    h.update(headers or {})
+    return client.post("/v1/reports", content=data, headers=h)
+
+
+def test_stores_once_and_acknowledges_every_resend(client, profile_body):
+    report = new_report(profile_body)
+    first = post(client, report, headers={"Idempotency-Key": report["report_id"]})
+    assert first.status_code == 201 and first.json()["stored"] is True and first.json()["duplicate"] is False
+    again = post(client, report)
+    assert again.status_code == 200 and again.json() == dict(first.json(), duplicate=True)
+    assert client.store.count() == 1
+    row = client.store.query(with_body=True)[0]
+    assert row["body"] == report and row["p50_ms"] == report["latency"]["p50_ms"] and row["host_accuracy"] == report["host_expected"]["accuracy"]
+
+
+def test_wrong_or_missing_token_is_401(client, profile_body):
+    report = new_report(profile_body)
+    assert post(client, report, token="nope").status_code == 401
+    r = client.post("/v1/reports", content=json.dumps(report))
+    assert r.status_code == 401 and r.json()["detail"] == "missing or wrong token"
+    assert client.store.count() == 0
+
+
+def _bad_payloads(body):
+    def mutate(fn):
+        r = new_report(body)
+        fn(r)
+        return r
+
+    return [
+        (b"", 400, "not JSON"),
+        (b"{not json", 400, "not JSON"),
+        (b"\xff\xfe garbage", 400, "not JSON"),
+        (b"[" * 100000 + b"]" * 100000, 413, "limit"),
+        (b"[" * 5000 + b"]" * 5000, 400, "nested"),
+        (b'{"latency": NaN}', 400, "NaN"),
+        (b"[1, 2, 3]", 422, "JSON object"),
+        (b'"a string"', 422, "JSON object"),
+        (b"{}", 422, "schema"),
+        (mutate(lambda r: r.__setitem__("schema_version", 2)), 422, "schema version 2 is not supported"),
+        (mutate(lambda r: r.__setitem__("schema", "other")), 422, "schema"),
+        (mutate(lambda r: r.__setitem__("report_id", "../../etc")), 422, "report_id"),
+        (mutate(lambda r: r.__setitem__("kind", "gossip")), 422, "kind"),
+        (mutate(lambda r: r.__setitem__("created", "yesterday")), 422, "created"),
+        (mutate(lambda r: r.pop("latency")), 422, "needs latency"),
+        (mutate(lambda r: r["latency"].__setitem__("p50_ms", -1)), 422, "latency.p50_ms"),
+        (mutate(lambda r: r["latency"].__setitem__("p50_ms", "fast")), 422, "latency.p50_ms"),
+        (mutate(lambda r: r.__setitem__("accuracy", 1.5)), 422, "accuracy"),
+        (mutate(lambda r: r.__setitem__("device_id", "x" * 500)), 422, "device_id"),
+        (mutate(lambda r: r.__setitem__("latency", [])), 422, "latency"),
+        (json.dumps(mutate(lambda r: r["runtime"].__setitem__("extra", 1e999))).encode().replace(b"Infinity", b"1e999"), 422, "NaN or infinite"),
+        (mutate(lambda r: r.__setitem__("padding", "x" * 70000)), 413, "limit"),
+    ]
+
+
+def test_malformed_and_oversize_payloads_get_a_4xx_with_a_message_never_a_500(client, profile_body):
+    for payload, status, needle in _bad_payloads(profile_body):
+        r = post(client, payload)
+        assert r.status_code == status, (payload[:80] if isinstance(payload, bytes) else payload.get("report_id"), r.status_code, r.text[:200])
+        assert needle in r.json()["detail"], r.json()
+    assert client.store.count() == 0
+
+
+def test_size_limit_without_content_length(client):
+    # A chunked upload declares no length: the limit is enforced while reading.
+    def chunks():
+        for _ in range(100):
+            yield b"x" * 1024
+
+    r = client.post("/v1/reports", content=chunks(), headers={"Authorization": "Bearer " + TOKEN})
+    assert r.status_code == 413
+
+
+def test_idempotency_key_must_match_and_ids_are_not_reused(client, profile_body):
+    report = new_report(profile_body)
+    r = post(client, report, headers={"Idempotency-Key": "somethingelse"})
+    assert r.status_code == 400 and "Idempotency-Key" in r.json()["detail"]
+    assert post(client, report).status_code == 201
+    changed = dict(report, device_id="someone-else")
+    r = post(client, changed)
+    assert r.status_code == 409 and "different contents" in r.json()["detail"]
+    assert client.store.count() == 1
+
+
+def test_store_failure_is_503_and_nothing_is_acknowledged(profile_body):
+    from fastapi.testclient import TestClient
+
+    from edgekd.reports.server import create_app
+    from edgekd.reports.store import Store, StoreError
+
+    class Broken(Store):
+        def _insert(self, row):
+            raise StoreError("disk full")
+
+    with TestClient(create_app(Broken(), TOKEN)) as c:
+        r = post(c, new_report(profile_body))
+    assert r.status_code == 503 and "not stored" in r.json()["detail"] and "stored" not in r.json()
+
+
+# --- a real server process --------------------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_collector(db, port, token=TOKEN):
+    bindir = os.path.dirname(sys.executable)
+    proc = subprocess.Popen(
+        [os.path.join(bindir, "edgekd"), "reports", "serve", "--db", str(db), "--port", str(port), "--token", token],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    url = "http://127.0.0.1:%d" % port
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("collector exited: " + proc.stderr.read().decode())
+        try:
+            with urllib.request.urlopen(url + "/v1/health", timeout=1) as r:
+                if json.loads(r.read())["ok"]:
+                    return proc, url
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("collector did not start")
+
+
+def stop(proc, sig=signal.SIGTERM):
+    if proc.poll() is None:
+        os.kill(proc.pid, sig)
+    proc.wait(timeout=30)
+
+
+@pytest.fixture
+def collector(tmp_path):
+    procs = []
+
+    def start(db=None, port=None):
+        port = port or free_port()
+        proc, url = start_collector(db or tmp_path / "reports.sqlite", port)
+        procs.append(proc)
+        return proc, url, port
+
+    yield start
+    for proc in procs:
+        stop(proc, signal.SIGKILL)
+
+
+def test_profile_spools_when_the_host_is_down_and_a_later_run_sends_it_once(tiny_bundle, tmp_path, collector):
+    from edgekd.reports.store import open_store
+
+    spool = tmp_path / "spool"
+    port = free_port()
+    url = "http://127.0.0.1:%d" % port
+    args = ["edgekd-runtime", "profile", tiny_bundle["path"], "--runs", "3", "--report-to", url, "--token", TOKEN, "--spool", str(spool), "--device-id", "cam-7", "--timeout", "2"]
+    proc = run_cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert "kept in" in proc.stderr and "unreachable" in proc.stderr
+    waiting = sorted(os.listdir(spool))
+    assert len(waiting) == 1
+    saved = (spool / waiting[0]).read_bytes()
+
+    collector(tmp_path / "db.sqlite", port)
+    proc = run_cli(*args)  # the next run sends the spooled report first, then its own
+    assert proc.returncode == 0, proc.stderr
+    assert "sent      1 spooled report(s) from earlier runs" in proc.stdout
+    assert [n for n in os.listdir(spool) if n.endswith(".json")] == []
+    # A resend of the first report (say the acknowledgement was lost) is acknowledged and not counted again.
+    (spool / waiting[0]).write_bytes(saved)
+    proc = run_cli("edgekd-runtime", "send", "--report-to", url, "--token", TOKEN, "--spool", str(spool))
+    assert proc.returncode == 0 and "sent      1 of 1" in proc.stdout, proc.stderr
+    store = open_store(str(tmp_path / "db.sqlite"))
+    rows = store.query()
+    store.close()
+    assert len(rows) == 2 and {r["device_id"] for r in rows} == {"cam-7"}
+
+
+def test_send_with_a_wrong_token_keeps_the_report(tiny_bundle, tmp_path, collector, profile_body):
+    from edgekd_runtime.report import deliver
+
+    _, url, _ = collector()
+    result = deliver(new_report(profile_body), url, "wrong", str(tmp_path / "spool"))
+    assert result["delivered"] is False and "401" in result["error"]
+    assert len(os.listdir(tmp_path / "spool")) == 1
+    result = deliver(new_report(profile_body), url, TOKEN, str(tmp_path / "spool"))
+    assert result["delivered"] and len(result["sent"]) == 2
+
+
+def test_server_killed_mid_run_loses_nothing_it_acknowledged(tmp_path, collector, profile_body):
+    from edgekd.reports.store import open_store
+    from edgekd_runtime.report import deliver, flush_spool
+
+    db = tmp_path / "kill.sqlite"
+    proc, url, port = collector(db)
+    senders, per_sender = 4, 40
+    acked, made = set(), set()
+    lock = threading.Lock()
+    killed = threading.Event()
+
+    def sender(i):
+        spool = str(tmp_path / ("spool%d" % i))
+        for _ in range(per_sender):
+            report = new_report(profile_body, device="dev-%d" % i)
+            with lock:
+                made.add(report["report_id"])
+            result = deliver(report, url, TOKEN, spool, timeout=5)
+            with lock:
+                acked.update(result["sent"])
+            if killed.is_set():
+                time.sleep(0.01)
+
+    threads = [threading.Thread(target=sender, args=(i,)) for i in range(senders)]
+    for t in threads:
+        t.start()
+    while len(acked) < 40:
+        time.sleep(0.01)
+    stop(proc, signal.SIGKILL)  # no graceful shutdown: whatever was acknowledged must already be on disk
+    killed.set()
+    with lock:
+        acked_before_kill = set(acked)
+    time.sleep(0.5)
+    collector(db, port)
+    for t in threads:
+        t.join(timeout=120)
+    for i in range(senders):
+        result = flush_spool(url, TOKEN, str(tmp_path / ("spool%d" % i)))
+        assert result["error"] is None
+        acked.update(result["sent"])
+    store = open_store(str(db))
+    ids = [r["report_id"] for r in store.query()]
+    store.close()
+    assert 40 <= len(acked_before_kill) < senders * per_sender  # the kill really came mid-run
+    assert acked_before_kill <= set(ids)
+    assert len(ids) == len(set(ids)) == senders * per_sender
+    assert set(ids) == made == acked
