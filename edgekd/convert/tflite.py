@@ -67,7 +67,9 @@ def tflite_bytes(student, fmt: str, calibration=None, io=None, calibration_sampl
             calibration = check_calibration(student, calibration)
             sample = calibration[np.random.default_rng(0).permutation(len(calibration))[:calibration_samples]]
             converter.representative_dataset = lambda: ([row[None]] for row in sample)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            # Only calibrated conversion may demand int8 builtins: for a QAT model the converter would then
+            # insist on a representative dataset although the fake-quant nodes already carry every range.
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         io_type = {"int8": tf.int8, "uint8": tf.uint8, "float": tf.float32}[io or "int8"]
         converter.inference_input_type = io_type
         converter.inference_output_type = io_type
