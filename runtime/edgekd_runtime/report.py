@@ -161,9 +161,9 @@ def flush_spool(url: str, token: str, directory: Optional[str] = None, timeout: 
     """Send every spooled report, oldest first; stop at the first transient failure (the host is still down).
 
     Reports the host refuses for good move to ``rejected/`` beside them, so they neither block the queue
-    nor vanish. Returns {"sent": [...], "rejected": [...], "waiting": n, "error": message or None}.
+    nor vanish. Returns {"sent": [...], "duplicates": [...], "rejected": [...], "waiting": n, "error": message or None}.
     """
-    result = {"sent": [], "rejected": [], "waiting": 0, "error": None}  # type: Dict[str, Any]
+    result = {"sent": [], "duplicates": [], "rejected": [], "waiting": 0, "error": None}  # type: Dict[str, Any]
     pending = spooled(directory)
     for index, path in enumerate(pending):
         try:
@@ -174,7 +174,7 @@ def flush_spool(url: str, token: str, directory: Optional[str] = None, timeout: 
             result["rejected"].append("%s (unreadable: %s)" % (os.path.basename(path), exc))
             continue
         try:
-            send_report(report, url, token, timeout=timeout)
+            ack = send_report(report, url, token, timeout=timeout)
         except DeliveryError as exc:
             if exc.permanent:
                 _reject(path, directory)
@@ -185,6 +185,9 @@ def flush_spool(url: str, token: str, directory: Optional[str] = None, timeout: 
             return result
         os.remove(path)
         result["sent"].append(report["report_id"])
+        if ack.get("duplicate"):
+            # Stored by an earlier attempt whose acknowledgement never arrived: counted once, as it should be.
+            result["duplicates"].append(report["report_id"])
     return result
 
 
