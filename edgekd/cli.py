@@ -189,7 +189,7 @@ def profiles_calibrate(
     cal = calibrate_profile(name, [str(f) for f in files], [str(b) for b in bundle] if bundle else None)
     target = out or Path(f"{cal.profile.name}.calibrated.yaml")
     save_profile(cal.profile, target, f"{cal.profile.name} calibrated by edgekd from {len(files)} report(s): " + ", ".join(str(f) for f in files))
-    typer.echo(f"efficiency {cal.efficiency_before:.4g} -> {cal.efficiency_after:.4g}")
+    typer.echo(f"efficiency {cal.efficiency_before:.4g} -> {cal.efficiency_after:.4g}, overhead {cal.overhead_before_ms:.4g} -> {cal.overhead_after_ms:.4g} ms")
     for p in cal.points:
         typer.echo(f"  {p['source']}: {p['macs']:.4g} MACs, measured p50 {p['p50_ms']:.4g} ms, estimate {p['estimate_before_ms']:.4g} -> {p['estimate_after_ms']:.4g} ms")
     typer.echo(f"calibrated profile: {target}")

@@ -181,6 +181,8 @@ class Calibration:
     efficiency_before: float
     efficiency_after: float
     points: List[dict]  # per report: macs, precision, measured p50, estimate before and after
+    overhead_before_ms: float = 0.0
+    overhead_after_ms: float = 0.0
 
 
 def _report_macs(report: dict, bundle) -> float:
@@ -198,13 +200,14 @@ def _report_macs(report: dict, bundle) -> float:
     raise ProfileError("a report does not say how many MACs its model has", "pass the bundle it was measured on (--bundle DIR), whose manifest.json records student.macs")
 
 
-def calibrate_profile(profile, reports: Sequence, bundles: Optional[Sequence] = None) -> Calibration:
+def calibrate_profile(profile, reports: Sequence, bundles: Optional[Sequence] = None, fit_overhead: bool = True) -> Calibration:
     """Set ``compute.efficiency`` so that the latency estimate matches the reports' measured p50.
 
     Each report is a runtime report (a dict or a JSON file path) with ``latency.p50_ms``; the model's MACs
     come from the report or from the bundle it was measured on (``bundles``: one per report, or one for
-    all). The model is latency = overhead + MACs / (peak x efficiency); the fixed overhead is kept and
-    the efficiency is the geometric mean of what each report implies, so one report suffices.
+    all). The model is latency = overhead + MACs / (peak x efficiency). One report sets the efficiency
+    with the profile's overhead kept; reports of models at least 2x apart in MACs also fit the overhead
+    (``fit_overhead``). The efficiency is the geometric mean of what each report implies.
     """
     profile = load_profile(profile)
     if not reports:
@@ -228,16 +231,29 @@ def calibrate_profile(profile, reports: Sequence, bundles: Optional[Sequence] = 
         precision = FORMAT_PRECISION.get(rep.get("format"), profile.primary_precision)
         if precision not in profile.compute.peak_macs_per_s:
             raise ProfileError(f"{source} measured a {precision} model but {profile.name} has no peak_macs_per_s for {precision}", f"add compute.peak_macs_per_s.{precision} to the profile")
-        compute_ms = p50 - profile.compute.overhead_ms
-        if compute_ms <= 0 or macs <= 0:
-            raise ProfileError(f"{source}: measured p50 {p50:.4g} ms is not above the profile's fixed overhead {profile.compute.overhead_ms} ms", "lower compute.overhead_ms in the profile, or measure a larger model")
-        implied = 1000.0 * macs / (profile.compute.peak_macs_per_s[precision] * compute_ms)
-        points.append({"source": source, "macs": macs, "precision": precision, "p50_ms": p50, "estimate_before_ms": profile.estimate_latency_ms(macs, precision), "implied_efficiency": implied})
-    efficiency = float(math.exp(sum(math.log(p["implied_efficiency"]) for p in points) / len(points)))
+        if macs <= 0 or p50 <= 0:
+            raise ProfileError(f"{source}: MACs ({macs:.4g}) and p50 ({p50:.4g} ms) must be positive", "pass a report of a real measurement")
+        points.append({"source": source, "macs": macs, "precision": precision, "p50_ms": p50, "estimate_before_ms": profile.estimate_latency_ms(macs, precision)})
+    overhead = profile.compute.overhead_ms
+    # ms of compute per unit of efficiency: latency = overhead + x / efficiency.
+    xs = [1000.0 * p["macs"] / profile.compute.peak_macs_per_s[p["precision"]] for p in points]
+    ts = [p["p50_ms"] for p in points]
+    if fit_overhead and len(points) >= 2 and max(xs) >= 2 * min(xs):
+        # Two or more model sizes also pin down the fixed overhead: least squares on relative error.
+        import numpy as np
+
+        a = np.array([[1.0 / t, x / t] for x, t in zip(xs, ts)])
+        (o, k), *_ = np.linalg.lstsq(a, np.ones(len(ts)), rcond=None)
+        if o < 0 or k <= 0:  # the data do not support a positive overhead: keep the profile's
+            o = overhead
+        overhead = float(o)
+    if any(t <= overhead for t in ts):
+        raise ProfileError(f"a measured p50 ({min(ts):.4g} ms) is not above the fixed overhead {overhead:.4g} ms", "lower compute.overhead_ms in the profile, or measure a larger model")
+    efficiency = float(math.exp(sum(math.log(x / (t - overhead)) for x, t in zip(xs, ts)) / len(xs)))
     if efficiency > 1.0:
         raise ProfileError(f"the reports imply {efficiency:.2f}x the profile's peak MAC/s", "the peak figure in compute.peak_macs_per_s is too low for this device: fix it from the datasheet")
-    compute = profile.compute.model_copy(update={"efficiency": round(efficiency, 6)})
+    compute = profile.compute.model_copy(update={"efficiency": round(efficiency, 6), "overhead_ms": round(overhead, 4)})
     calibrated = profile.model_copy(update={"compute": compute})
     for p in points:
         p["estimate_after_ms"] = calibrated.estimate_latency_ms(p["macs"], p["precision"])
-    return Calibration(calibrated, profile.compute.efficiency, calibrated.compute.efficiency, points)
+    return Calibration(calibrated, profile.compute.efficiency, calibrated.compute.efficiency, points, profile.compute.overhead_ms, calibrated.compute.overhead_ms)
