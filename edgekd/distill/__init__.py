@@ -1,9 +1,13 @@
-"""Distil a teacher into a student: the loss, the Distiller, and ``distill()`` that runs them."""
+"""Distil a teacher into a student: the losses, the Distiller, and ``distill()`` that runs them.
+
+``distill()`` is the training loop every method shares; :mod:`edgekd.distill.run` turns a method name
+(kd, fitnet, at, crd, multi, progressive, self) plus teachers and data into the call.
+"""
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -27,7 +31,7 @@ def distill(
     student,
     x,
     y,
-    teacher_logits,
+    teacher_logits=None,
     *,
     temperature: float = 4.0,
     alpha: float = 0.7,
@@ -38,9 +42,27 @@ def distill(
     progress: bool = True,
     teacher_seconds: float = 0.0,
     seed: int = 0,
+    online_teacher: Optional[Callable] = None,
+    targets: Optional[Dict[str, np.ndarray]] = None,
+    terms: Optional[Callable] = None,
+    wrap: Optional[Callable] = None,
+    augment: Optional[Callable] = None,
+    strategy=None,
+    precision: Optional[str] = None,
+    desc: Optional[str] = None,
 ) -> DistillResult:
     """Train ``student`` (a tf_keras model emitting logits) on preprocessed ``x`` against labels ``y``
-    (``UNLABELED`` where unknown) and precomputed ``teacher_logits``.
+    (``UNLABELED`` where unknown) and the teacher's targets.
+
+    Targets come cached — ``teacher_logits`` (N, classes) and/or ``targets`` (a dict of per-sample arrays:
+    ``"logits"``, ``"probs"``, feature targets, ``"index"``) — or from ``online_teacher``, a callable run on
+    every batch inside the graph (x -> logits or a dict), which ``augment`` (a tf function on a batch) requires:
+    targets cached for the original images would be wrong for augmented ones.
+
+    ``terms(student) -> (terms, feature_outputs)`` adds feature losses; ``wrap(student, total_steps) ->
+    (student, callbacks, finish)`` wraps the student for QAT or pruning; ``strategy`` is a tf.distribute
+    strategy; ``precision`` a mixed-precision policy (see :mod:`edgekd.distill.precision`). With a strategy or a
+    precision the student is rebuilt inside them: use ``result.student``.
 
     >>> import tf_keras as keras, numpy as np                      # doctest: +SKIP
     >>> result = distill(student, x, y, teacher.logits(x), epochs=5)
@@ -51,28 +73,80 @@ def distill(
 
     from ..progress import ProgressBar
     from .distiller import Distiller
+    from .precision import resolve
 
     if not 0.0 <= alpha <= 1.0:
         raise EdgekdError(f"alpha must be within [0, 1] (got {alpha})", "alpha weighs the teacher term; 0 trains on labels only")
     if temperature <= 0:
         raise EdgekdError(f"temperature must be positive (got {temperature})")
-    if teacher_logits.shape[1] != student.output_shape[-1]:
-        raise EdgekdError(f"teacher gives {teacher_logits.shape[1]} classes but the student {student.output_shape[-1]}")
+    if epochs < 1:
+        raise EdgekdError(f"epochs must be at least 1 (got {epochs})")
+    if len(x) == 0:
+        raise EdgekdError("the training data is empty", "pass at least one sample")
+    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+        raise EdgekdError(f"{int(np.sum(~np.isfinite(x).reshape(len(x), -1).all(axis=1)))} training samples contain NaN or Inf", "clean or drop them before distilling")
+    static: Dict[str, np.ndarray] = dict(targets or {})
+    if teacher_logits is not None:
+        static["logits"] = teacher_logits
+    if online_teacher is None and not ({"logits", "probs"} & set(static)):
+        raise EdgekdError("no teacher targets: pass teacher_logits, targets with 'logits' or 'probs', or online_teacher")
+    if augment is not None and online_teacher is None:
+        raise EdgekdError("augmented inputs need the teacher online (cached soft labels describe the original images)",
+                          "pass online_teacher, or turn augmentation off")
+    n_out = student.output_shape[-1]
+    for key in ("logits", "probs"):
+        if key in static and static[key].shape[1] != n_out:
+            raise EdgekdError(f"teacher gives {static[key].shape[1]} classes but the student {n_out}", "build the student for the teacher's classes")
+        if key in static and not np.all(np.isfinite(static[key])):
+            raise EdgekdError("the teacher's outputs contain NaN or Inf", "check the teacher on this data (and its preprocessing)")
+    policy = resolve(precision)
+
     keras.utils.set_random_seed(seed)
     n = len(x)
     steps = int(np.ceil(n / batch_size))
-    ds = (
-        tf.data.Dataset.from_tensor_slices((x.astype(np.float32), (y.astype(np.int32), teacher_logits.astype(np.float32))))
-        .shuffle(n, seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)
-    )
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, epochs * steps))
-    distiller = Distiller(student, temperature=temperature, alpha=alpha)
-    distiller.compile(optimizer=keras.optimizers.Adam(schedule))
-    timer = _EpochTimer()
-    callbacks = [timer, ProgressBar(epochs, steps, desc=f"distill T={temperature:g} a={alpha:g}", enabled=progress)]
-    fit = distiller.fit(ds, epochs=epochs, validation_data=val, callbacks=callbacks, verbose=0)
+    y32 = y.astype(np.int32)
+    static32 = {k: (v.astype(np.int32) if k == "index" else v.astype(np.float32)) for k, v in static.items()}
+    ds = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), (y32, static32) if static32 else y32))
+    ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    if augment is not None:
+        ds = ds.map(lambda xb, rest: (augment(xb), rest), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    val_ds = None
+    if val is not None:
+        val_ds = tf.data.Dataset.from_tensor_slices((val[0].astype(np.float32), val[1].astype(np.int32))).batch(max(batch_size, 256))
+    if strategy is not None:
+        opts = tf.data.Options()
+        opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        ds = ds.with_options(opts)
+        val_ds = val_ds.with_options(opts) if val_ds is not None else None
+
+    previous_policy = keras.mixed_precision.global_policy()
+    scope = strategy.scope() if strategy is not None else _NullScope()
+    extra_callbacks, finish = [], None
+    try:
+        if policy:
+            keras.mixed_precision.set_global_policy(policy)
+        with scope:
+            if policy or strategy is not None:
+                student = rebuild(student, policy)
+            if wrap is not None:
+                student, extra_callbacks, finish = wrap(student, epochs * steps)
+            term_list, feature_outputs = terms(student) if terms is not None else ([], [])
+            schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, epochs * steps))
+            distiller = Distiller(student, teacher=online_teacher, temperature=temperature, alpha=alpha, terms=term_list, feature_outputs=feature_outputs)
+            distiller.compile(optimizer=keras.optimizers.Adam(schedule))
+        timer = _EpochTimer()
+        label = desc or f"distill T={temperature:g} a={alpha:g}"
+        callbacks = [timer, ProgressBar(epochs, steps, desc=label, enabled=progress), *extra_callbacks]
+        fit = distiller.fit(ds, epochs=epochs, validation_data=val_ds, callbacks=callbacks, verbose=0)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+    if finish is not None:
+        student = finish(student)
+    if policy or strategy is not None:
+        # Ship a plain float32 model: converters and runtimes expect one, and saving mirrored variables
+        # would need every worker's participation.
+        student = rebuild(student, None)
     history = [{k: float(v[i]) for k, v in fit.history.items()} for i in range(epochs)]
     for i, row in enumerate(history):
         row["epoch"] = i + 1
@@ -86,8 +160,40 @@ def distill(
         val_accuracy=val_acc,
         seconds_per_epoch=float(np.median(steady)),
         teacher_seconds=teacher_seconds,
-        config={"method": "kd", "temperature": temperature, "alpha": alpha, "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed},
+        config={"method": "kd", "temperature": temperature, "alpha": alpha, "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+                "seed": seed, "teacher_online": online_teacher is not None, "augment": augment is not None, "precision": policy or "float32",
+                "strategy": type(strategy).__name__ if strategy is not None else None,
+                "replicas": int(strategy.num_replicas_in_sync) if strategy is not None else 1},
     )
+
+
+def rebuild(model, policy: Optional[str]):
+    """The same architecture and weights, built anew under the current strategy scope with dtype ``policy``
+    (None: float32). Variables made outside a strategy's scope are not mirrored, hence the rebuild."""
+    import tf_keras as keras
+
+    def clone(layer):
+        cfg = layer.get_config()
+        cfg["dtype"] = policy or "float32"
+        return layer.__class__.from_config(cfg)
+
+    if any(type(layer).__name__.startswith("Quantize") for layer in model.layers):
+        from .qat import custom_objects, quantize
+
+        with quantize.quantize_scope(custom_objects(model)):
+            new = keras.models.clone_model(model, clone_function=clone)
+    else:
+        new = keras.models.clone_model(model, clone_function=clone)
+    new.set_weights(model.get_weights())
+    return new
+
+
+class _NullScope:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
 
 class _EpochTimer:

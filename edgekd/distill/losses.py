@@ -39,3 +39,21 @@ def kd_loss(labels, teacher_logits, student_logits, temperature: float = 4.0, al
     ce, mask = hard_label_loss(labels, student_logits)
     hard = tf.math.divide_no_nan(tf.reduce_sum(ce), tf.reduce_sum(mask))
     return alpha * soft + (1.0 - alpha) * hard
+
+
+def soft_probs_loss(teacher_probs, student_logits, temperature: float):
+    """Per-sample T^2 * KL(q || softmax(z_s / T)) for targets ``q`` that are already probabilities at temperature T
+    (multi-teacher targets are a mixture of the teachers' softened outputs, not one teacher's logits)."""
+    t = tf.cast(temperature, student_logits.dtype)
+    q = tf.cast(teacher_probs, student_logits.dtype)
+    log_q = tf.math.log(tf.clip_by_value(q, 1e-12, 1.0))
+    log_p_student = tf.nn.log_softmax(student_logits / t, axis=-1)
+    return tf.reduce_sum(q * (log_q - log_p_student), axis=-1) * t * t
+
+
+def kd_loss_probs(labels, teacher_probs, student_logits, temperature: float = 4.0, alpha: float = 0.7):
+    """:func:`kd_loss` with probability targets (see :func:`soft_probs_loss`)."""
+    soft = tf.reduce_mean(soft_probs_loss(teacher_probs, student_logits, temperature))
+    ce, mask = hard_label_loss(labels, student_logits)
+    hard = tf.math.divide_no_nan(tf.reduce_sum(ce), tf.reduce_sum(mask))
+    return alpha * soft + (1.0 - alpha) * hard

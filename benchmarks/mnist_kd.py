@@ -1,0 +1,145 @@
+"""Benchmark 1: MNIST in the setup of the Keras knowledge-distillation example, through edgekd's engine.
+
+    .venv/bin/python benchmarks/mnist_kd.py            # about 30-60 min on 2 busy cores (the teacher dominates)
+
+The teacher and student are the example's shapes; the teacher trains 5 epochs, every student 3, all with
+Adam (lr 1e-3) and batch 32 as `fit` defaults to there, T=10 and 0.9 on the teacher term (the example's
+alpha=0.1 weighs the *student* term). Three students from the same initial weights:
+
+- scratch: alpha=0, labels only (the baseline);
+- distilled: edgekd's cached soft labels (the teacher runs once over the training set before training);
+- online: the same Distiller running the teacher on every batch, as the example does.
+
+Writes benchmarks/out/mnist/results.json and prints a Markdown table.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+OUT = HERE / "out" / "mnist"
+DATA = HERE.parent.parent / "shared" / "data"
+TEACHER_EPOCHS, STUDENT_EPOCHS, BATCH, LR, T, ALPHA = 5, 3, 32, 1e-3, 10.0, 0.9
+
+
+def teacher_model():
+    import tf_keras as keras
+    from tf_keras import layers
+
+    return keras.Sequential(
+        [
+            keras.Input(shape=(28, 28, 1)),
+            layers.Conv2D(256, (3, 3), strides=(2, 2), padding="same"),
+            layers.LeakyReLU(alpha=0.2),
+            layers.MaxPooling2D(pool_size=(2, 2), strides=(1, 1), padding="same"),
+            layers.Conv2D(512, (3, 3), strides=(2, 2), padding="same"),
+            layers.Flatten(),
+            layers.Dense(10),
+        ],
+        name="teacher",
+    )
+
+
+def student_model():
+    import tf_keras as keras
+    from tf_keras import layers
+
+    return keras.Sequential(
+        [
+            keras.Input(shape=(28, 28, 1)),
+            layers.Conv2D(16, (3, 3), strides=(2, 2), padding="same"),
+            layers.LeakyReLU(alpha=0.2),
+            layers.MaxPooling2D(pool_size=(2, 2), strides=(1, 1), padding="same"),
+            layers.Conv2D(32, (3, 3), strides=(2, 2), padding="same"),
+            layers.Flatten(),
+            layers.Dense(10),
+        ],
+        name="student",
+    )
+
+
+def main():
+    import tf_keras as keras
+
+    from edgekd.data import load_dataset, preprocessing_for
+    from edgekd.distill import distill
+    from edgekd.teachers import Teacher, soft_labels
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    train, test = load_dataset(str(DATA / "mnist_train.npz")), load_dataset(str(DATA / "mnist_test.npz"))
+    pre = preprocessing_for(train)
+    x, xt = pre.apply(train.x).astype(np.float32), pre.apply(test.x).astype(np.float32)
+
+    def accuracy(model):
+        return float(np.mean(model.predict(xt, batch_size=500, verbose=0).argmax(1) == test.y))
+
+    teacher_file = OUT / "teacher.keras"
+    if teacher_file.exists():
+        teacher = keras.models.load_model(teacher_file, compile=False)
+        teacher_epoch_s = json.loads((OUT / "teacher.json").read_text())["seconds_per_epoch"]
+    else:
+        keras.utils.set_random_seed(0)
+        teacher = teacher_model()
+        teacher.compile(keras.optimizers.Adam(LR), keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        t0 = time.perf_counter()
+        teacher.fit(x, train.y, epochs=TEACHER_EPOCHS, batch_size=BATCH, verbose=2)
+        teacher_epoch_s = (time.perf_counter() - t0) / TEACHER_EPOCHS
+        teacher.save(teacher_file)
+        (OUT / "teacher.json").write_text(json.dumps({"seconds_per_epoch": teacher_epoch_s}))
+    rows = [{"model": "teacher", "params": int(teacher.count_params()), "accuracy": accuracy(teacher), "seconds_per_epoch": teacher_epoch_s, "epochs": TEACHER_EPOCHS}]
+
+    # The cache's one-off cost: the teacher over the training set once (measured, not read from disk).
+    wrapped = Teacher(lambda b: teacher(b, training=False), "mnist-teacher", batch_size=512)
+    t0 = time.perf_counter()
+    logits = soft_labels(wrapped, x, train.fingerprint(), cache=False)
+    cache_s = time.perf_counter() - t0
+
+    keras.utils.set_random_seed(1)
+    init = student_model().get_weights()
+    common = dict(temperature=T, epochs=STUDENT_EPOCHS, batch_size=BATCH, learning_rate=LR, val=(xt, test.y), progress=False, seed=0)
+    runs = [
+        ("student from scratch (alpha=0)", dict(alpha=0.0, teacher_logits=logits)),
+        ("student distilled, cached soft labels", dict(alpha=ALPHA, teacher_logits=logits)),
+        ("student distilled, teacher online each step", dict(alpha=ALPHA, teacher_logits=None, online_teacher=teacher)),
+    ]
+    for name, kw in runs:
+        student = student_model()
+        student.set_weights(init)
+        t0 = time.perf_counter()
+        result = distill(student, x, train.y, **{**common, **kw})
+        wall = time.perf_counter() - t0
+        row = {"model": name, "params": int(student.count_params()), "accuracy": accuracy(student), "seconds_per_epoch": result.seconds_per_epoch,
+               "epoch_seconds": [h["seconds"] for h in result.history], "wall_seconds": wall, "epochs": STUDENT_EPOCHS}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    scratch, cached = rows[1]["seconds_per_epoch"], rows[2]["seconds_per_epoch"]
+    info = {
+        "rows": rows,
+        "teacher_cache_seconds": cache_s,
+        "kd_epoch_over_scratch_epoch": cached / scratch,
+        "config": {"teacher_epochs": TEACHER_EPOCHS, "student_epochs": STUDENT_EPOCHS, "batch_size": BATCH, "learning_rate": LR, "temperature": T, "alpha": ALPHA},
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip(),
+    }
+    (OUT / "results.json").write_text(json.dumps(info, indent=2))
+    print("| model | params | test accuracy | seconds / epoch (median of epochs 2-3) |")
+    print("|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} | {r['params']:,} | {100 * r['accuracy']:.2f}% | {r['seconds_per_epoch']:.1f} |")
+    print(f"teacher over the training set once (the cache): {cache_s:.1f} s; cached KD epoch / scratch epoch = {cached / scratch:.2f}")
+
+
+if __name__ == "__main__":
+    main()
