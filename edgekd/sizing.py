@@ -304,6 +304,22 @@ def measure_student(profile: DeviceProfile, spec: StudentSpec, input_shape, num_
     return out
 
 
+# Candidates within this fraction of the most MACs that fit count as equally fast; among them the one
+# with the most parameters (capacity) wins. Without it, "most MACs" alone picks whichever shape happens
+# to land closest to the latency budget - often a shallow net at a huge input resolution.
+MACS_TIE = 0.9
+
+
+def rank(fitting: List[FitReport]) -> List[FitReport]:
+    """Fitting candidates, best first: most parameters among those near the most MACs, then by MACs."""
+    if not fitting:
+        return []
+    top = max(r.cost.macs for r in fitting)
+    near = [r for r in fitting if r.cost.macs >= MACS_TIE * top]
+    rest = [r for r in fitting if r.cost.macs < MACS_TIE * top]
+    return sorted(near, key=lambda r: (r.cost.params, r.cost.macs), reverse=True) + sorted(rest, key=lambda r: (r.cost.macs, r.cost.params), reverse=True)
+
+
 def size_student(
     profile: DeviceProfile,
     input_shape,
@@ -313,7 +329,8 @@ def size_student(
     verify: bool = True,
     calibration=None,
 ) -> FitReport:
-    """The candidate with the most MACs that fits every budget of ``profile`` (and ``max_params``).
+    """The largest candidate that fits every budget of ``profile`` (and ``max_params``): the most MACs,
+    with near-ties (within 10%) going to the one with more parameters (see ``rank``).
 
     ``verify`` converts the best candidates and checks the measured file size and memory (the TFLite
     Micro arena on MCUs) before accepting one. ``max_params`` keeps the student smaller than its
@@ -335,8 +352,7 @@ def size_student(
         reports.append(fit_report(profile, spec, cost))
     if not reports:
         raise FitError(f"every {family} candidate uses op(s) {', '.join(sorted(skipped_ops))} that {profile.name} lacks", "pick another family or add the ops to the profile's op_limits")
-    fitting = [r for r in reports if r.fits and (max_params is None or r.cost.params <= max_params)]
-    fitting.sort(key=lambda r: (r.cost.macs, r.cost.params), reverse=True)
+    fitting = rank([r for r in reports if r.fits and (max_params is None or r.cost.params <= max_params)])
     if not fitting:
         smallest = min(reports, key=lambda r: (r.cost.macs, r.cost.params))
         misses = smallest.misses()

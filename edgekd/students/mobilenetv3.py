@@ -17,10 +17,15 @@ STEM_CHANNELS = 16
 BN_MOMENTUM = 0.9
 
 # The sizing search grid. Widths step by ~12% so that the largest fitting candidate lands close to a
-# binding budget (MACs grow with width squared: one step is ~25% more compute).
-WIDTHS = tuple(round(0.25 * 1.122 ** k, 3) for k in range(0, 41))
+# binding budget (MACs grow with width squared: one step is ~25% more compute). Width stops at 4x: past
+# that, "most MACs" would buy absurdly wide two-block nets; a device with compute to spare gets a higher
+# input resolution instead (EfficientNet-style), as MobileNets do at 128-224 px.
+WIDTHS = tuple(round(0.25 * 1.122 ** k, 3) for k in range(0, 25))
 DEPTHS = (2, 3, 4, 5, 6)
-RESOLUTION_SCALES = (1.0, 0.75, 0.5)
+DOWN_SCALES = (0.75, 0.5)
+UP_SCALES = (1.5, 2.0, 3.0, 4.0, 5.0, 7.0)
+# Upscaling tiny inputs (8x8 digits) adds compute without information; only images of 16 px and up.
+MIN_SIDE_TO_UPSCALE = 16
 
 
 @keras.utils.register_keras_serializable(package="edgekd")
@@ -34,19 +39,21 @@ def _channels(base: int, width: float) -> int:
 
 
 def resolutions(input_shape, mcu_safe: bool):
-    """Input resolutions the search tries: the data's own, then smaller ones.
+    """Input resolutions the search tries: the data's own, smaller ones, and for images larger ones.
 
-    The MCU-safe variant only divides by whole factors (average pooling); the others resize.
+    The MCU-safe variant only divides by whole factors (average pooling) and never upscales; the
+    others resize bilinearly inside the model.
     """
-    side = int(input_shape[0])
     if len(input_shape) != 3:
         return [None]
+    side = int(input_shape[0])
+    scales = DOWN_SCALES if mcu_safe or side < MIN_SIDE_TO_UPSCALE else DOWN_SCALES + UP_SCALES
     out = [None]
-    for scale in RESOLUTION_SCALES[1:]:
+    for scale in scales:
         r = int(round(side * scale))
         if mcu_safe and side % r:
             continue
-        if r >= 8 and r not in out:
+        if r >= 8 and r != side and r not in out:
             out.append(r)
     return out
 
