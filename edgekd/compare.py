@@ -139,26 +139,38 @@ def best_use(row: Row, teacher: Row) -> str:
     return "little gain on this machine"
 
 
-def _measure(name, method, model, fmt, workdir: Path, pre, x_eval, y_eval, calibration, runs, params, sparsity) -> Row:
+def _measure(name, method, model, fmt, workdir: Path, pre, x_eval, y_eval, calibration, params, sparsity):
+    """Convert, load in the runtime, score the eval set: (Row without latency, the runtime Model)."""
     from edgekd_runtime import Model
-    from edgekd_runtime.profiler import latency_stats, time_invocations
 
     from .convert import convert
 
-    folder = workdir / name.replace(" ", "_")
+    folder = workdir / name.replace(" ", "_").replace(",", "")
     folder.mkdir(parents=True, exist_ok=True)
     conv = convert(model, fmt, folder, calibration=calibration)
     path = folder / conv.artifact.path
     blob = path.read_bytes()
     runtime_model = Model(str(path), conv.artifact, pre)
     scores = runtime_model.predict(x_eval)
-    accuracy = float(np.mean(scores.argmax(1) == y_eval))
-    lat = latency_stats(time_invocations(runtime_model, x_eval[:1], runs=runs, warmup=max(10, runs // 10)))
-    return Row(
+    row = Row(
         name=name, method=method, format=fmt, bytes=len(blob), gzip_bytes=len(gzip.compress(blob, 9)), params=int(params),
-        sparsity=float(sparsity), latency_ms_p50=lat["p50_ms"], latency_ms_p90=lat["p90_ms"], accuracy=accuracy, accuracy_drop=0.0,
-        engine=runtime_model.describe().get("engine", "litert"),
+        sparsity=float(sparsity), latency_ms_p50=0.0, latency_ms_p90=0.0, accuracy=float(np.mean(scores.argmax(1) == y_eval)),
+        accuracy_drop=0.0, engine=runtime_model.describe().get("engine", "litert"),
     )
+    return row, runtime_model
+
+
+def time_interleaved(models, sample, runs: int, rounds: int = 10) -> List[Dict[str, float]]:
+    """Latency stats per model, timed in ``rounds`` alternating slices of ``runs / rounds`` calls each, so
+    that a burst of load from elsewhere on the machine falls on every model alike, not on whichever ran then."""
+    from edgekd_runtime.profiler import latency_stats, time_invocations
+
+    per_round = max(1, runs // rounds)
+    times: List[List[float]] = [[] for _ in models]
+    for _ in range(rounds):
+        for i, m in enumerate(models):
+            times[i] += time_invocations(m, sample, runs=per_round, warmup=3)
+    return [latency_stats(t) for t in times]
 
 
 def compare(
@@ -213,14 +225,17 @@ def compare(
     workdir = Path(tempfile.mkdtemp(prefix="edgekd-compare-"))
     try:
         t_params = t_model.count_params()
-        rows = [_measure("original teacher", "none", t_model, "tflite-fp32", workdir, pre, x_eval, y_eval, None, runs, t_params, sparsity_of(t_model))]
-        rows.append(_measure("distilled student", "distillation", s_model, "tflite-fp32", workdir, pre, x_eval, y_eval, None, runs, s_model.count_params(), sparsity_of(s_model)))
+        measured = [_measure("original teacher", "none", t_model, "tflite-fp32", workdir, pre, x_eval, y_eval, None, t_params, sparsity_of(t_model))]
+        measured.append(_measure("distilled student", "distillation", s_model, "tflite-fp32", workdir, pre, x_eval, y_eval, None, s_model.count_params(), sparsity_of(s_model)))
         idx = np.random.default_rng(0).permutation(len(train))[: prune_samples or len(train)]
         pruned = prune_teacher(t_model, x_train[idx], train.y[idx], sparsity, prune_epochs, from_logits=from_logits, progress=progress)
-        rows.append(_measure("pruned teacher", "pruning", pruned, "tflite-fp32", workdir, pre, x_eval, y_eval, None, runs, t_params, sparsity_of(pruned)))
-        rows.append(_measure("quantized teacher", "int8 post-training quantization", t_model, "tflite-int8", workdir, pre, x_eval, y_eval, x_train, runs, t_params, sparsity_of(t_model)))
+        measured.append(_measure("pruned teacher", "pruning", pruned, "tflite-fp32", workdir, pre, x_eval, y_eval, None, t_params, sparsity_of(pruned)))
+        measured.append(_measure("quantized teacher", "int8 post-training quantization", t_model, "tflite-int8", workdir, pre, x_eval, y_eval, x_train, t_params, sparsity_of(t_model)))
         if student_int8:
-            rows.append(_measure("distilled student, int8", "distillation + int8", s_model, "tflite-int8", workdir, pre, x_eval, y_eval, x_train, runs, s_model.count_params(), sparsity_of(s_model)))
+            measured.append(_measure("distilled student, int8", "distillation + int8", s_model, "tflite-int8", workdir, pre, x_eval, y_eval, x_train, s_model.count_params(), sparsity_of(s_model)))
+        rows = [row for row, _ in measured]
+        for row, lat in zip(rows, time_interleaved([m for _, m in measured], x_eval[:1], runs)):
+            row.latency_ms_p50, row.latency_ms_p90 = lat["p50_ms"], lat["p90_ms"]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     for r in rows:
@@ -232,7 +247,7 @@ def compare(
         "student": str(student) if isinstance(student, (str, Path)) else getattr(s_model, "name", "student"),
         "data": train.source, "eval": test.source, "eval_samples": int(n_eval), "train_samples": int(len(train)),
         "sparsity_target": sparsity, "prune_epochs": prune_epochs, "prune_samples": int(len(idx)), "latency_runs": runs,
-        "latency": "p50 of single-sample engine calls through edgekd_runtime (LiteRT, default threads) on this machine",
+        "latency": "p50 of single-sample engine calls through edgekd_runtime (LiteRT, default threads) on this machine, models timed in alternating rounds",
         "machine": {"machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "title": title,
     }
