@@ -127,6 +127,88 @@ def compare(
 
 
 @app.command()
+def distill(
+    teacher: List[str] = typer.Option(..., help="teacher: .keras/.h5/.onnx/.tflite file or SavedModel folder (repeat for --method multi)"),
+    data: str = typer.Option(..., help="training data: .npz with x and y, an image folder, or 'digits'"),
+    out: Path = typer.Option(..., help="folder for student/ (tf_keras SavedModel) and distill.json"),
+    val: Optional[str] = typer.Option(None, help="validation data (default: 10% of --data held out)"),
+    unlabeled: Optional[str] = typer.Option(None, help="unlabeled transfer data (.npz with x): the teacher labels it"),
+    profile: Optional[str] = typer.Option(None, help="size the student for this device profile"),
+    student: Optional[str] = typer.Option(None, help="family spec (mobilenetv3:width=0.5) or a Keras model file whose architecture is trained afresh"),
+    method: str = typer.Option("kd", help="kd | fitnet | at | crd | multi | progressive | self"),
+    temperature: float = typer.Option(4.0, help="softmax temperature T"),
+    alpha: float = typer.Option(0.7, help="weight of the teacher term (0 = labels only)"),
+    epochs: int = typer.Option(30),
+    batch_size: int = typer.Option(64),
+    learning_rate: float = typer.Option(3e-3, help="peak Adam learning rate (cosine decay)"),
+    qat: bool = typer.Option(False, "--qat", help="quantization-aware: train the student wrapped by tfmot's quantize_model"),
+    prune: Optional[float] = typer.Option(None, help="pruning-aware: target sparsity of Conv2D/Dense kernels, e.g. 0.5"),
+    feature_layers: Optional[str] = typer.Option(None, help="fitnet/at pairs student_layer:teacher_layer,... (default: matched by spatial size)"),
+    beta: Optional[float] = typer.Option(None, help="weight of the feature term (fitnet 100, at 1000, crd 0.8)"),
+    teacher_weights: Optional[str] = typer.Option(None, help="multi: one weight per teacher, e.g. 0.6,0.4 (default: from validation accuracy)"),
+    teacher_classes: Optional[List[str]] = typer.Option(None, help="multi: per teacher, the classes it scores ('0-4', '5,6', 'all')"),
+    augment: str = typer.Option("none", help="none | crop | crop-flip (random crops/flips each step)"),
+    teacher_mode: str = typer.Option("auto", help="auto | cached | online. auto caches the teacher's outputs once, and runs it online in every step only with --augment (cached outputs would describe un-augmented images)"),
+    strategy: str = typer.Option("none", help="none | mirrored | multiworker (reads TF_CONFIG; run the same command on every worker)"),
+    precision: str = typer.Option("float32", help="float32 | mixed_float16 (GPU only) | mixed_bfloat16 (CPUs with bf16 instructions)"),
+    generations: int = typer.Option(1, help="self: born-again generations"),
+    max_gap: float = typer.Option(10.0, help="progressive: largest teacher/student parameter ratio per step"),
+    seed: int = typer.Option(0),
+    force: bool = typer.Option(False, help="replace an existing --out"),
+    quiet: bool = typer.Option(False, help="no progress bars"),
+):
+    """Distil TEACHER(s) into a student with one of the methods; write OUT/student/ and OUT/distill.json."""
+    from .distill.distributed import is_chief
+    from .distill.run import parse_classes, parse_floats, parse_pairs, run_distillation
+
+    if out.exists() and not force:
+        from .errors import EdgekdError
+
+        raise EdgekdError(f"{out} already exists", "choose another --out or pass --force to replace it")
+    run = run_distillation(
+        teacher, data, student=student, profile=profile, method=method, val=val, unlabeled=unlabeled, temperature=temperature, alpha=alpha,
+        epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, qat=qat, prune=prune, feature_layers=parse_pairs(feature_layers),
+        beta=beta, teacher_weights=parse_floats(teacher_weights, "--teacher-weights"), teacher_classes=parse_classes(teacher_classes, len(teacher)),
+        augment=augment, teacher_mode=teacher_mode, strategy=strategy, precision=precision, generations=generations, max_gap=max_gap,
+        progress=not quiet, seed=seed,
+    )
+    for t in run.teachers:
+        acc = f"{100 * t['val_accuracy']:.2f}%" if t.get("val_accuracy") is not None else "-"
+        typer.echo(f"teacher {t['name']} ({t['kind']}, sha256 {t['fingerprint'][:12]}): val accuracy {acc}")
+    typer.echo(f"student {run.student.count_params()} params: val accuracy {100 * run.val_accuracy:.2f}%, "
+               f"{run.result.seconds_per_epoch:.2f} s/epoch, teacher inference {run.result.teacher_seconds:.1f} s")
+    if is_chief():
+        typer.echo(f"written: {run.save(out, force=force)}")
+    else:
+        typer.echo("not the chief worker: nothing written (worker 0 writes --out)")
+
+
+@app.command()
+def tune(
+    teacher: str = typer.Option(..., help="teacher model file or SavedModel folder"),
+    data: str = typer.Option(..., help="training data: .npz with x and y, an image folder, or 'digits'"),
+    val: Optional[str] = typer.Option(None, help="validation data (default: 10% of --data held out)"),
+    profile: Optional[str] = typer.Option(None, help="size the student for this device profile"),
+    student: Optional[str] = typer.Option(None, help="family spec or Keras model file"),
+    temperatures: str = typer.Option("2,3,4,6,8", help="temperature grid"),
+    alphas: str = typer.Option("0.5,0.7,0.9", help="alpha grid (weight of the teacher term)"),
+    epochs: int = typer.Option(5, help="epochs per grid point"),
+    out: Optional[Path] = typer.Option(None, help="write the best setting and the table here (JSON)"),
+    quiet: bool = typer.Option(False, help="no progress bars"),
+):
+    """Search temperature and alpha on a validation split; print the table and the best setting."""
+    from .distill.run import parse_floats, run_tuning
+
+    result = run_tuning(teacher, data, student=student, profile=profile, val=val, temperatures=parse_floats(temperatures, "--temperatures"),
+                        alphas=parse_floats(alphas, "--alphas"), epochs=epochs, progress=not quiet)
+    typer.echo(result.table())
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"best": result.best, "rows": result.rows, "epochs": epochs}, indent=2))
+        typer.echo(f"written: {out}")
+
+
+@app.command()
 def size(
     profile: str = typer.Option(..., help="device profile name or YAML path"),
     input_shape: str = typer.Option(..., help="H,W,C (or a single length for tabular data)"),

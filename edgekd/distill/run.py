@@ -501,3 +501,75 @@ def _born_again(teacher, model, generations, kd_from, extra, x_val, y_val, seed)
             current = load_teacher(res.student, name=f"generation{g + 1}")
     extra["generations"] = history
     return res
+
+
+def run_tuning(teacher, data, *, student=None, profile: Optional[str] = None, val=None, temperatures=None, alphas=None,
+               epochs: int = 5, batch_size: int = 64, learning_rate: float = 3e-3, cache: bool = True, progress: bool = True, seed: int = 0):
+    """:func:`edgekd.distill.tuning.tune` from paths: load, check, cache the teacher's logits, search the grid.
+
+    Without ``val``, 10% of ``data`` is held out, so the choice is never made on the data a report is scored on."""
+    from .tuning import DEFAULT_ALPHAS, DEFAULT_TEMPERATURES, tune
+
+    train = _dataset(data, "data")
+    val_set = _dataset(val, "val") if val is not None else None
+    if val_set is None:
+        if len(train) < 20:
+            raise DataError(f"{train.source}: {len(train)} samples are too few to hold out a validation split", "pass --val")
+        train, val_set = split(train, VAL_FRACTION, seed=seed)
+    num_classes = max(train.num_classes, val_set.num_classes)
+    pre = preprocessing_for(train)
+    x, x_val = pre.apply(train.x).astype(np.float32), pre.apply(val_set.x).astype(np.float32)
+    t = load_teacher(teacher)
+    check_teachers([t], x, num_classes)
+    logits = soft_labels(t, x, data_fingerprint(x), cache=cache)
+    make = lambda: _student(student, profile, "kd", t, train.input_shape, num_classes, seed)  # noqa: E731
+    for name, grid in (("temperatures", temperatures), ("alphas", alphas)):
+        if grid is not None and not len(grid):
+            raise EdgekdError(f"the {name} grid is empty", "give at least one value")
+    return tune(make, x, train.y, logits, x_val, val_set.y, temperatures=temperatures or DEFAULT_TEMPERATURES, alphas=alphas or DEFAULT_ALPHAS,
+                epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed, progress=progress)
+
+
+def parse_floats(text: Optional[str], what: str) -> Optional[List[float]]:
+    """``"2,3,4"`` -> [2.0, 3.0, 4.0]."""
+    if text is None or text == "":
+        return None
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise EdgekdError(f"{what} {text!r} is not a comma-separated list of numbers", f"e.g. {what} 0.6,0.4")
+
+
+def parse_pairs(text: Optional[str]) -> Optional[List[Tuple[str, str]]]:
+    """``"block2_add:conv2d_2,block1_add:conv2d_1"`` -> [(student layer, teacher layer), ...]."""
+    if not text:
+        return None
+    pairs = []
+    for item in text.split(","):
+        s, sep, t = item.strip().partition(":")
+        if not sep or not s or not t:
+            raise EdgekdError(f"--feature-layers item {item!r} is not student_layer:teacher_layer", "e.g. --feature-layers block2_add:conv2d_2")
+        pairs.append((s, t))
+    return pairs
+
+
+def parse_classes(items: Optional[Sequence[str]], n_teachers: int) -> Optional[List[Optional[List[int]]]]:
+    """One ``--teacher-classes`` per teacher: ``"all"`` or class indices such as ``"0,1,2"`` or ``"0-4"``."""
+    if not items:
+        return None
+    if len(items) != n_teachers:
+        raise EdgekdError(f"{n_teachers} teachers but {len(items)} --teacher-classes", "give one per teacher, 'all' for a generalist")
+    out: List[Optional[List[int]]] = []
+    for text in items:
+        if text.strip() == "all":
+            out.append(None)
+            continue
+        classes: List[int] = []
+        try:
+            for part in text.split(","):
+                lo, sep, hi = part.strip().partition("-")
+                classes.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
+        except ValueError:
+            raise EdgekdError(f"--teacher-classes {text!r} is not a list of class indices", "e.g. 0-4 or 0,2,4 or all")
+        out.append(classes)
+    return out
