@@ -52,6 +52,10 @@ def _plots(rows: List[Dict[str, Any]], comparisons: List[Comparison]) -> List[tu
         ax.set_xticklabels(labels, fontsize=7)
         ax.set_ylabel("latency (ms), p50 per report")
         ax.set_yscale("log")
+        # Plain numbers on the log axis: "0.4" reads better than "4 x 10^-1" for a latency.
+        plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain)
         ax.legend(fontsize=7)
         ax.set_title("Latency per device")
         out.append(("Latency per device", _png(fig)))
