@@ -1,0 +1,145 @@
+"""Every teacher format gives the same logits; fingerprints, softmax detection, the cache, and refusals."""
+import hashlib
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from edgekd.errors import TeacherError
+from edgekd.teachers import check_teachers, load_teacher, soft_labels
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A small untrained tf_keras CNN (random weights are enough to compare formats) and inputs for it."""
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, activation="relu"), keras.layers.Flatten(), keras.layers.Dense(5)])
+    x = np.random.default_rng(0).random((7, 8, 8, 1)).astype(np.float32)
+    return model, x, model(x).numpy()
+
+
+def _sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_tf_keras_files_and_fingerprint(tiny, tmp_path):
+    model, x, ref = tiny
+    for name in ("t.keras", "t.h5"):
+        model.save(tmp_path / name)
+        t = load_teacher(tmp_path / name)
+        assert t.kind == "tf_keras" and t.input_shape == (8, 8, 1)
+        assert t.fingerprint == hashlib.sha256(name.encode() + (tmp_path / name).read_bytes()).hexdigest()
+        np.testing.assert_allclose(t.logits(x), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_keras3_file(tiny, tmp_path):
+    import keras as keras3
+
+    _, x, _ = tiny
+    m3 = keras3.Sequential([keras3.Input((8, 8, 1)), keras3.layers.Flatten(), keras3.layers.Dense(5)])
+    m3.save(tmp_path / "k3.keras")
+    t = load_teacher(tmp_path / "k3.keras")
+    assert t.kind == "keras3"
+    np.testing.assert_allclose(t.logits(x), np.asarray(m3(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_savedmodel_folders(tiny, tmp_path):
+    model, x, ref = tiny
+    model.save(tmp_path / "keras_sm", save_format="tf")
+    t = load_teacher(tmp_path / "keras_sm")
+    assert t.kind == "savedmodel" and t.keras_model is not None  # layers reachable for feature methods
+    np.testing.assert_allclose(t.logits(x), ref, rtol=1e-5, atol=1e-5)
+
+    # A plain SavedModel (no Keras metadata) works through its serving signature.
+    module = tf.Module()
+    module.model = model
+    module.f = tf.function(lambda images: {"scores": model(images)}, input_signature=[tf.TensorSpec([None, 8, 8, 1], tf.float32)])
+    tf.saved_model.save(module, str(tmp_path / "raw_sm"), signatures={"serving_default": module.f})
+    t = load_teacher(tmp_path / "raw_sm")
+    assert t.kind == "savedmodel" and t.input_shape == (8, 8, 1)
+    np.testing.assert_allclose(t.logits(x), ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(t.tf_logits(tf.constant(x)).numpy(), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_onnx_file(tiny, tmp_path):
+    import tf2onnx
+
+    model, x, ref = tiny
+    path = tmp_path / "t.onnx"
+    tf2onnx.convert.from_keras(model, input_signature=[tf.TensorSpec([None, 8, 8, 1], tf.float32, name="input")], opset=17, output_path=str(path))
+    t = load_teacher(path)
+    assert t.kind == "onnx" and t.fingerprint == hashlib.sha256(b"t.onnx" + path.read_bytes()).hexdigest()
+    np.testing.assert_allclose(t.logits(x), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_tflite_file_float_and_int8(tiny, tmp_path):
+    model, x, ref = tiny
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    (tmp_path / "t.tflite").write_bytes(conv.convert())
+    t = load_teacher(tmp_path / "t.tflite")
+    assert t.kind == "tflite" and t.input_shape == (8, 8, 1)
+    np.testing.assert_allclose(t.logits(x), ref, rtol=1e-4, atol=1e-4)
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([x[i : i + 1]] for i in range(len(x)))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf.int8
+    (tmp_path / "q.tflite").write_bytes(conv.convert())
+    q = load_teacher(tmp_path / "q.tflite").logits(x)  # quantised in, dequantised out
+    assert np.mean(q.argmax(1) == ref.argmax(1)) >= 0.8
+    assert np.max(np.abs(q - ref)) < 0.1 * (np.max(np.abs(ref)) + 1e-6) + 0.05
+
+
+def test_callable_and_softmax_detection(tiny):
+    model, x, ref = tiny
+    probs = tf.nn.softmax(ref).numpy()
+    t = load_teacher(lambda b: tf.nn.softmax(model(b)).numpy())
+    assert t.kind == "callable" and len(t.fingerprint) == 64
+    z = t.logits(x)
+    assert t.outputs_probabilities is True
+    # Log-probabilities differ from the logits by a per-sample constant: softened targets are identical.
+    for T in (1.0, 4.0):
+        np.testing.assert_allclose(tf.nn.softmax(z / T).numpy(), tf.nn.softmax(ref / T).numpy(), rtol=1e-4, atol=1e-6)
+    assert load_teacher(lambda b: model(b).numpy()).logits(x) is not None
+    np.testing.assert_allclose(np.exp(z), probs, rtol=1e-4, atol=1e-6)
+
+
+def test_soft_label_cache_runs_the_teacher_once(tiny, tmp_path, monkeypatch):
+    import edgekd.teachers as teachers
+
+    model, x, ref = tiny
+    monkeypatch.setattr(teachers, "CACHE_DIR", tmp_path / "cache")
+    calls = []
+    t = load_teacher(lambda b: calls.append(len(b)) or model(b).numpy(), fingerprint="f" * 64)
+    first = soft_labels(t, x, "d" * 64)
+    n_calls = len(calls)
+    second = soft_labels(t, x, "d" * 64)
+    assert len(calls) == n_calls  # served from disk
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_allclose(first, ref, atol=2e-2)  # float16 storage
+    assert list((tmp_path / "cache" / "soft_labels").glob("*.npy"))
+
+
+def test_refusals_before_training(tiny, tmp_path):
+    import tf_keras as keras
+
+    model, x, _ = tiny
+    with pytest.raises(TeacherError, match="outputs 5 scores but the data's 10 classes"):
+        check_teachers([load_teacher(model)], x, 10)
+    other = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Flatten(), keras.layers.Dense(5)])
+    with pytest.raises(TeacherError, match="disagree on input shape"):
+        check_teachers([load_teacher(model), load_teacher(other)], x, 5)
+    with pytest.raises(TeacherError, match="empty"):
+        check_teachers([load_teacher(model)], x[:0], 5)
+    with pytest.raises(TeacherError, match="not found"):
+        load_teacher(tmp_path / "missing.keras")
+    (tmp_path / "bad.tflite").write_bytes(b"not a model")
+    with pytest.raises(TeacherError, match="LiteRT cannot load"):
+        load_teacher(tmp_path / "bad.tflite")
+    with pytest.raises(TeacherError, match="unsupported teacher file"):
+        (tmp_path / "t.pt").write_bytes(b"x")
+        load_teacher(tmp_path / "t.pt")
