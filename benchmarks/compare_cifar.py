@@ -91,7 +91,7 @@ def main() -> int:
     n_eval = eval_limit or len(test)
     parity = convert_student(
         STUDENT, "tflite-int8,tflite-fp32,onnx,coreml", OUT / "student_bundle", calibration=train, eval=test,
-        force=True, eval_samples=n_eval, calibration_samples=500, teacher_fingerprint=None,
+        force=True, eval_samples=n_eval,
     )
     int8 = next(c.artifact for c in parity.converted if c.artifact.format == "tflite-int8").host_metrics
     int8_ok = int8["agreement_with_keras"] >= 0.99 and int8["accuracy_drop_points"] <= 0.5

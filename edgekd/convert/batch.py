@@ -22,6 +22,7 @@ from ..errors import ConversionError, DataError, EdgekdError
 from . import Converted, convert, resolve_target
 from .parity import check as parity_check
 from .parity import failure_reason
+from .tflite import CALIBRATION_SAMPLES
 
 EVAL_SAMPLES = 1000
 PARITY_FILE = "parity.json"
@@ -109,7 +110,7 @@ def convert_student(
     trt_precision: str = "fp16",
     op_limits: Optional[List[str]] = None,
     eval_samples: int = EVAL_SAMPLES,
-    calibration_samples: int = 200,
+    calibration_samples: Optional[int] = None,
 ) -> BatchResult:
     """Convert ``student`` (a tf_keras model or its file) to every target, check parity on ``eval``
     (or, without it, on ``calibration``), and write the bundle to ``out``.
@@ -151,7 +152,7 @@ def convert_student(
     labels = labels or check_set.class_names or [str(i) for i in range(num_classes)]
 
     options = {
-        "tflite-int8": {"io": io, "calibration_samples": calibration_samples},
+        "tflite-int8": {"io": io, "calibration_samples": calibration_samples or CALIBRATION_SAMPLES},
         "onnx": {"opset": opset, "fixed_batch": fixed_batch},
         "tensorrt": {"opset": opset, "fixed_batch": fixed_batch, "precision": trt_precision},
         "coreml": {"precision": coreml_precision, "compress": coreml_compress, "labels": labels, "teacher_fingerprint": teacher_fingerprint},

@@ -15,7 +15,9 @@ from edgekd_runtime import Artifact, TensorSpec
 
 from ..errors import ConversionError
 
-CALIBRATION_SAMPLES = 200
+# Representative samples drawn for full-int8 calibration. On the digits phone student, 200 left the
+# activation ranges loose (max abs diff 0.88, 0.56 points lost); 500 or more gave 0.29-0.31 and 0.28.
+CALIBRATION_SAMPLES = 1000
 IO_TYPES = ("int8", "uint8", "float")
 
 # Layers tensorflow-model-optimization inserts when a model is made quantization-aware.
