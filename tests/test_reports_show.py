@@ -25,6 +25,7 @@ def _report(device, accuracy, p50, kind="profile", psi=None, when=0):
             "latency": {"p50_ms": p50, "p90_ms": p50 * 1.1, "p99_ms": p50 * 1.5, "mean_ms": p50, "runs": 100},
             "accuracy": accuracy, "agreement_with_host": 0.99,
             "host_expected": {"profile": "android-midrange", "accuracy": 0.96, "latency_ms_estimate": 0.5},
+            "student": {"macs": 1097632},
         })
     if psi is not None:
         body["drift"] = {"samples": 500, "summary": {"input_psi_mean": psi, "confidence_psi": psi / 2, "status": "shift" if psi > 0.25 else "stable"}}
@@ -90,6 +91,29 @@ def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_profile_calibration_reads_the_store(tmp_path):
+    from edgekd.profiles import load_profile
+    from edgekd.reports.analysis import calibrate_from_store
+    from edgekd.reports.store import open_store
+
+    db = tmp_path / "r.sqlite"
+    store = open_store(str(db))
+    _fill(store)
+    cal = calibrate_from_store(store, "android-midrange", device="pi-good")
+    store.close()
+    # The two pi-good reports (0.40 and 0.45 ms) are slower than the profile's 0.27 ms estimate: lower efficiency.
+    assert [p["p50_ms"] for p in cal.points] == [0.40, 0.45]
+    assert cal.efficiency_after < cal.efficiency_before
+    assert min(p["estimate_after_ms"] for p in cal.points) < 0.45 < max(p["estimate_after_ms"] for p in cal.points) + 0.05
+    out = tmp_path / "cal.yaml"
+    proc = run_cli("edgekd", "reports", "calibrate", "android-midrange", "--db", str(db), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "(3 reports)" in proc.stdout
+    assert load_profile(str(out)).compute.efficiency < load_profile("android-midrange").compute.efficiency
+    proc = run_cli("edgekd", "reports", "calibrate", "jetson-nano", "--db", str(db))
+    assert proc.returncode == 2 and "no stored profile reports" in proc.stderr
 
 
 @pytest.fixture

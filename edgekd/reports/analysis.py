@@ -126,3 +126,15 @@ def table(comparisons: List[Comparison]) -> List[List[str]]:
             c.drift_status or "-", "; ".join(c.flags) or "ok",
         ])
     return rows
+
+
+def calibrate_from_store(store: Store, profile: str, bundle: Optional[str] = None, device: Optional[str] = None):
+    """Calibrate device profile ``profile`` from the profile reports stored for it (edgekd.profiles.calibrate_profile
+    on their bodies: measured p50 and the student's MACs that each report carries)."""
+    from ..errors import EdgekdError
+    from ..profiles import calibrate_profile
+
+    reports = [r["body"] for r in store.query(bundle=bundle, device=device, kind="profile", with_body=True) if r["profile"] == profile]
+    if not reports:
+        raise EdgekdError(f"no stored profile reports for profile {profile}", "devices send them with edgekd-runtime profile --report-to")
+    return calibrate_profile(profile, reports)

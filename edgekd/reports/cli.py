@@ -66,6 +66,30 @@ def reports_show(
         store.close()
 
 
+@reports_app.command("calibrate")
+def reports_calibrate(
+    profile: str = typer.Argument(..., help="device profile name (as the reports name it)"),
+    db: Optional[str] = typer.Option(None, help=DB_HELP),
+    bundle: Optional[str] = typer.Option(None, help="only reports of this bundle"),
+    device: Optional[str] = typer.Option(None, help="only reports of this device id"),
+    out: Optional[Path] = typer.Option(None, help="where to write the calibrated profile (default: PROFILE.calibrated.yaml here)"),
+):
+    """Fit PROFILE's compute efficiency to the latency its devices reported (edgekd profiles calibrate, from the store)."""
+    from ..profiles import save_profile
+    from .analysis import calibrate_from_store
+    from .store import open_store
+
+    store = open_store(db)
+    try:
+        cal = calibrate_from_store(store, profile, bundle=bundle, device=device)
+    finally:
+        store.close()
+    target = out or Path(f"{cal.profile.name}.calibrated.yaml")
+    save_profile(cal.profile, target, f"{cal.profile.name} calibrated by edgekd from {len(cal.points)} stored report(s)")
+    typer.echo(f"efficiency {cal.efficiency_before:.4g} -> {cal.efficiency_after:.4g}, overhead {cal.overhead_before_ms:.4g} -> {cal.overhead_after_ms:.4g} ms ({len(cal.points)} reports)")
+    typer.echo(f"calibrated profile: {target}")
+
+
 @bundle_app.command("keygen")
 def bundle_keygen(key: Path = typer.Argument(..., help="private key file to create; the public key goes to KEY.pub")):
     """Make an ed25519 key pair for signing bundles."""
