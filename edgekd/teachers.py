@@ -23,12 +23,14 @@ SUFFIXES = (".keras", ".h5", ".onnx", ".tflite")
 
 
 def fingerprint_path(path) -> str:
-    """sha256 over a file, or over every file of a folder (names and contents, in sorted order)."""
+    """sha256 of a file's bytes (what ``sha256sum`` prints), or over every file of a folder (relative names and
+    contents, in sorted order)."""
     path = Path(path)
     digest = hashlib.sha256()
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for f in files:
-        digest.update(str(f.relative_to(path) if path.is_dir() else f.name).encode())
+        if path.is_dir():
+            digest.update(str(f.relative_to(path)).encode())
         with open(f, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)

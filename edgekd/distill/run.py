@@ -175,6 +175,7 @@ def run_distillation(
     x_val = pre.apply(val_set.x).astype(np.float32)
     y_val = val_set.y
     data_fp = data_fingerprint(x)
+    val_fp = data_fingerprint(x_val)
 
     # Teachers: loaded, probed, and checked against the data and each other before any training.
     classes = list(teacher_classes) if teacher_classes is not None else [None] * len(teacher_list)
@@ -218,7 +219,7 @@ def run_distillation(
     elif method == "crd":
         result = _crd(teacher, model, x, y, data_fp, beta, online, cache, common, final, config, logits_of, crd_negatives, seed)
     elif method == "multi":
-        val_logits = [t.logits(x_val) for t in loaded]
+        val_logits = [logits_of(t, x_val, val_fp) for t in loaded]
         weights = list(teacher_weights) if teacher_weights is not None else _accuracy_weights(val_logits, y_val, loaded)
         from .multi_teacher import combine
 
@@ -240,7 +241,7 @@ def run_distillation(
     result.teacher_seconds = t_seconds
     teachers_info = []
     for t in loaded:
-        z = t.logits(x_val)
+        z = soft_labels(t, x_val, val_fp, cache=cache)
         pred = np.asarray(t.classes)[z.argmax(1)] if t.classes is not None else z.argmax(1)
         keep = np.isin(y_val, t.classes) if t.classes is not None else np.ones(len(y_val), bool)
         teachers_info.append({**t.describe(), "val_accuracy": float(np.mean(pred[keep] == y_val[keep])) if keep.any() else None,

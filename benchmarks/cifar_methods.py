@@ -1,0 +1,132 @@
+"""Benchmark 2: every distillation method on CIFAR-10 against the same student trained from scratch.
+
+    .venv/bin/python benchmarks/cifar_methods.py --epochs 3 [--train-samples 50000] [--methods scratch,kd,at,...]
+
+The teacher is the ResNet-9 that benchmarks/cifar_common.py trains once (and reuses). The student is
+mobilenetv3:width=1,depth=6 (about 1/16 of the teacher's parameters). Every method trains it for the same
+number of epochs with the same optimizer, seed and data (no augmentation, so the teacher's outputs are cached
+once and shared), and is scored on the 10,000 test images:
+
+- scratch: alpha=0, labels only;            - kd: Hinton KD, T=4, alpha=0.7;
+- at: attention transfer on every spatial size the two share, plus KD;
+- fitnet: one hint at the smallest shared size (4x4) through a learned 1x1 adapter, plus KD;
+- crd: contrastive representation distillation, plus KD;
+- multi: two teachers, the ResNet-9 and the same network looking at mirrored images (a different function of
+  the input with its own accuracy), weighted by validation accuracy;
+- progressive: through an automatically sized teacher assistant (the teacher/student gap exceeds 10x);
+- qat-kd: KD with the student wrapped for quantization-aware training (an int8-ready model).
+
+Results go to benchmarks/out/cifar10/methods.json after every method (a cut-short run keeps what finished)
+and a Markdown table is printed at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+STUDENT = "mobilenetv3:width=1,depth=6"
+METHODS = ["scratch", "kd", "at", "crd", "qat-kd", "multi", "progressive", "fitnet"]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--train-samples", type=int, default=50000, help="first N training images (a stratified shuffle is applied first)")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--learning-rate", type=float, default=3e-3)
+    parser.add_argument("--out", default=str(HERE / "out" / "cifar10" / "methods.json"))
+    args = parser.parse_args(argv)
+
+    import cifar_common
+
+    from edgekd.data import Dataset
+    from edgekd.distill.run import run_distillation
+    from edgekd.teachers import load_teacher
+
+    if not (cifar_common.TEACHER.exists() and cifar_common.TEACHER_INFO.exists()):
+        sys.exit(f"no trained teacher at {cifar_common.TEACHER}: run `.venv/bin/python benchmarks/cifar_common.py` first (about an hour)")
+    started = time.perf_counter()
+    teacher_model, teacher_info = cifar_common.teacher()
+    train, test = cifar_common.cifar10()
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(train))[: args.train_samples]
+    train = Dataset(train.x[order], train.y[order], train.class_names, train.source)
+    teacher = load_teacher(cifar_common.TEACHER)
+    flipped = load_teacher(lambda x: teacher_model(x[:, :, ::-1], training=False).numpy(),
+                           fingerprint=hashlib.sha256((teacher.fingerprint + ":hflip").encode()).hexdigest(), name="teacher on mirrored images")
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "teacher": {**teacher_info, "fingerprint": teacher.fingerprint},
+        "student": STUDENT,
+        "config": {"epochs": args.epochs, "train_samples": len(train), "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+                   "temperature": 4.0, "alpha": 0.7, "augmentation": "none", "val": "the 10,000 test images"},
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip(),
+        "rows": [],
+    }
+    common = dict(data=train, val=test, student=STUDENT, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, progress=True, seed=0)
+    plans = {
+        "scratch": dict(teachers=teacher, method="kd", alpha=0.0),
+        "kd": dict(teachers=teacher, method="kd"),
+        "at": dict(teachers=teacher, method="at"),
+        "fitnet": dict(teachers=teacher, method="fitnet", feature_layers="smallest"),
+        "crd": dict(teachers=teacher, method="crd"),
+        "multi": dict(teachers=[teacher, flipped], method="multi"),
+        "progressive": dict(teachers=teacher, method="progressive"),
+        "qat-kd": dict(teachers=teacher, method="kd", qat=True),
+    }
+    for name in [m.strip() for m in args.methods.split(",") if m.strip()]:
+        plan = dict(plans[name])
+        if plan.get("feature_layers") == "smallest":
+            from edgekd.distill.features import match_by_spatial_size
+            from edgekd.students import StudentSpec, build_student
+
+            probe = build_student(StudentSpec.parse(STUDENT), train.input_shape, 10)
+            plan["feature_layers"] = [match_by_spatial_size(probe, teacher_model)[-1]]
+        t0 = time.perf_counter()
+        run = run_distillation(plan.pop("teachers"), **common, **plan)
+        minutes = (time.perf_counter() - t0) / 60
+        row = {"method": name, "test_accuracy": run.val_accuracy, "params": int(run.student.count_params()), "minutes": minutes,
+               "seconds_per_epoch": run.result.seconds_per_epoch, "teacher_inference_seconds": run.result.teacher_seconds,
+               "history": run.result.history, "config": run.config, "extra": run.extra}
+        record["rows"].append(row)
+        out.write_text(json.dumps(record, indent=2, default=str))
+        print(f"{name}: test accuracy {100 * run.val_accuracy:.2f}%, {minutes:.1f} min", flush=True)
+
+    record["total_minutes"] = (time.perf_counter() - started) / 60
+    out.write_text(json.dumps(record, indent=2, default=str))
+    print_table(record)
+
+
+def print_table(record):
+    t = record["teacher"]
+    rows = record["rows"]
+    scratch = next((r["test_accuracy"] for r in rows if r["method"] == "scratch"), None)
+    print(f"teacher {t['arch']}: {t['params']:,} params, test accuracy {100 * t['test_accuracy']:.2f}%")
+    print("| method | test accuracy | vs scratch | % of teacher | params | minutes |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        delta = f"{100 * (r['test_accuracy'] - scratch):+.2f} pts" if scratch is not None else "-"
+        print(f"| {r['method']} | {100 * r['test_accuracy']:.2f}% | {delta} | {100 * r['test_accuracy'] / t['test_accuracy']:.1f}% | {r['params']:,} | {r['minutes']:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
