@@ -52,6 +52,11 @@ class Compute(_Strict):
     peak_macs_per_s: Dict[str, float] = Field(description="peak multiply-accumulates per second, by precision")
     efficiency: float = Field(gt=0, le=1, description="fraction of peak a small CNN reaches in practice")
     overhead_ms: float = Field(ge=0, default=0.0, description="fixed per-inference cost (dispatch, copies)")
+    activation_ns_per_elem: Optional[float] = Field(
+        default=None, ge=0,
+        description="time per activation element each op reads or writes (requantization, elementwise ops, memory); "
+        "None: latency from MACs alone",
+    )
 
     @field_validator("peak_macs_per_s")
     @classmethod
@@ -118,9 +123,16 @@ class DeviceProfile(_Strict):
     def primary_precision(self) -> str:
         return FORMAT_PRECISION[self.formats[0]]
 
-    def estimate_latency_ms(self, macs: float, precision: Optional[str] = None) -> float:
+    def estimate_latency_ms(self, macs: float, precision: Optional[str] = None, activation_elems: float = 0.0) -> float:
+        """overhead + MACs / (peak x efficiency) [+ activation elements x time per element, if the profile has it]."""
+        return self.compute.overhead_ms + self.variable_latency_ms(macs, precision, activation_elems)
+
+    def variable_latency_ms(self, macs: float, precision: Optional[str] = None, activation_elems: float = 0.0) -> float:
         rate = self.compute.peak_macs_per_s[precision or self.primary_precision] * self.compute.efficiency
-        return 1000.0 * macs / rate + self.compute.overhead_ms
+        ms = 1000.0 * macs / rate
+        if self.compute.activation_ns_per_elem:
+            ms += 1e-6 * activation_elems * self.compute.activation_ns_per_elem
+        return ms
 
 
 def available_profiles() -> List[str]:
@@ -185,19 +197,38 @@ class Calibration:
     overhead_after_ms: float = 0.0
 
 
-def _report_macs(report: dict, bundle) -> float:
-    for getter in (lambda: report["student"]["macs"], lambda: report["macs"]):
+def _report_model(report: dict, bundle, needs_activations: bool):
+    """(MACs, activation elements) of the model a report measured: from the report, else its bundle."""
+    def first(*getters):
+        for getter in getters:
+            try:
+                return float(getter())
+            except (KeyError, TypeError, ValueError):
+                pass
+        return None
+
+    macs = first(lambda: report["student"]["macs"], lambda: report["macs"])
+    acts = first(lambda: report["student"]["activation_elems"], lambda: report["activation_elems"])
+    manifest = None
+    if bundle is not None and (macs is None or (needs_activations and acts is None)):
+        path = Path(bundle) / "manifest.json" if Path(bundle).is_dir() else Path(bundle)
         try:
-            return float(getter())
-        except (KeyError, TypeError):
-            pass
-    if bundle is not None:
-        manifest = Path(bundle) / "manifest.json" if Path(bundle).is_dir() else Path(bundle)
-        try:
-            return float(json.loads(manifest.read_text())["student"]["macs"])
+            manifest = json.loads(path.read_text())
+            macs = float(manifest["student"]["macs"]) if macs is None else macs
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ProfileError(f"cannot read the student's MACs from {manifest}: {exc}", "pass the bundle folder the report was measured on")
-    raise ProfileError("a report does not say how many MACs its model has", "pass the bundle it was measured on (--bundle DIR), whose manifest.json records student.macs")
+            raise ProfileError(f"cannot read the student's MACs from {path}: {exc}", "pass the bundle folder the report was measured on")
+    if macs is None:
+        raise ProfileError("a report does not say how many MACs its model has", "pass the bundle it was measured on (--bundle DIR), whose manifest.json records student.macs")
+    if needs_activations and acts is None:
+        try:  # re-derive from the student spec the bundle records
+            from .sizing import student_cost
+            from .students import StudentSpec
+
+            spec = StudentSpec.parse(manifest["student"]["spec"])
+            acts = float(student_cost(spec, manifest["input"]["shape"][1:], len(manifest["labels"])).activation_traffic_elems)
+        except Exception as exc:  # noqa: BLE001 - any gap in the manifest means the same fix
+            raise ProfileError(f"the profile's latency model needs the model's activation elements, which neither the report nor its bundle gives ({exc})", "pass the bundle the report was measured on (--bundle DIR)")
+    return macs, acts or 0.0
 
 
 def calibrate_profile(profile, reports: Sequence, bundles: Optional[Sequence] = None, fit_overhead: bool = True) -> Calibration:
@@ -205,7 +236,8 @@ def calibrate_profile(profile, reports: Sequence, bundles: Optional[Sequence] = 
 
     Each report is a runtime report (a dict or a JSON file path) with ``latency.p50_ms``; the model's MACs
     come from the report or from the bundle it was measured on (``bundles``: one per report, or one for
-    all). The model is latency = overhead + MACs / (peak x efficiency). One report sets the efficiency
+    all). The model is latency = overhead + MACs / (peak x efficiency) [+ activation elements x
+    activation_ns_per_elem, scaled with the efficiency]. One report sets the efficiency
     with the profile's overhead kept; reports of models at least 2x apart in MACs also fit the overhead
     (``fit_overhead``). The efficiency is the geometric mean of what each report implies.
     """
@@ -227,16 +259,19 @@ def calibrate_profile(profile, reports: Sequence, bundles: Optional[Sequence] = 
         except (KeyError, TypeError, ValueError):
             raise ProfileError(f"{source} has no latency.p50_ms", "pass the JSON written by `edgekd-runtime profile ... --json`")
         bundle = None if bundles is None else bundles[i if len(bundles) > 1 else 0]
-        macs = _report_macs(rep, bundle)
+        macs, acts = _report_model(rep, bundle, needs_activations=bool(profile.compute.activation_ns_per_elem))
         precision = FORMAT_PRECISION.get(rep.get("format"), profile.primary_precision)
         if precision not in profile.compute.peak_macs_per_s:
             raise ProfileError(f"{source} measured a {precision} model but {profile.name} has no peak_macs_per_s for {precision}", f"add compute.peak_macs_per_s.{precision} to the profile")
         if macs <= 0 or p50 <= 0:
             raise ProfileError(f"{source}: MACs ({macs:.4g}) and p50 ({p50:.4g} ms) must be positive", "pass a report of a real measurement")
-        points.append({"source": source, "macs": macs, "precision": precision, "p50_ms": p50, "estimate_before_ms": profile.estimate_latency_ms(macs, precision)})
+        points.append({"source": source, "macs": macs, "activation_elems": acts, "precision": precision, "p50_ms": p50, "estimate_before_ms": profile.estimate_latency_ms(macs, precision, acts)})
     overhead = profile.compute.overhead_ms
-    # ms of compute per unit of efficiency: latency = overhead + x / efficiency.
-    xs = [1000.0 * p["macs"] / profile.compute.peak_macs_per_s[p["precision"]] for p in points]
+    # The profile's variable time at efficiency 1 (and its per-element time held in the same proportion):
+    # latency = overhead + x / scale. One scale moves the MAC and the activation terms together, as a
+    # device that is uniformly faster or slower than the profile says would.
+    e0 = profile.compute.efficiency
+    xs = [profile.variable_latency_ms(p["macs"], p["precision"], p["activation_elems"]) * e0 for p in points]
     ts = [p["p50_ms"] for p in points]
     if fit_overhead and len(points) >= 2 and max(xs) >= 2 * min(xs):
         # Two or more model sizes also pin down the fixed overhead: least squares on relative error.
@@ -252,8 +287,11 @@ def calibrate_profile(profile, reports: Sequence, bundles: Optional[Sequence] = 
     efficiency = float(math.exp(sum(math.log(x / (t - overhead)) for x, t in zip(xs, ts)) / len(xs)))
     if efficiency > 1.0:
         raise ProfileError(f"the reports imply {efficiency:.2f}x the profile's peak MAC/s", "the peak figure in compute.peak_macs_per_s is too low for this device: fix it from the datasheet")
-    compute = profile.compute.model_copy(update={"efficiency": round(efficiency, 6), "overhead_ms": round(overhead, 4)})
+    update = {"efficiency": round(efficiency, 6), "overhead_ms": round(overhead, 4)}
+    if profile.compute.activation_ns_per_elem:
+        update["activation_ns_per_elem"] = round(profile.compute.activation_ns_per_elem * e0 / efficiency, 6)
+    compute = profile.compute.model_copy(update=update)
     calibrated = profile.model_copy(update={"compute": compute})
     for p in points:
-        p["estimate_after_ms"] = calibrated.estimate_latency_ms(p["macs"], p["precision"])
+        p["estimate_after_ms"] = calibrated.estimate_latency_ms(p["macs"], p["precision"], p["activation_elems"])
     return Calibration(calibrated, profile.compute.efficiency, calibrated.compute.efficiency, points, profile.compute.overhead_ms, calibrated.compute.overhead_ms)

@@ -58,12 +58,14 @@ class Cost:
     tensors: int = 0  # tensors of the converted graph, activations and constants
     ops: int = 0
     op_kinds: Tuple[str, ...] = ()
+    activation_traffic_elems: int = 0  # activation elements read + written over all ops
 
     @classmethod
     def from_graph(cls, g: Graph) -> "Cost":
         return cls(
             params=g.params, macs=g.macs, peak_activation_elems=g.peak_elems(), weights=g.weights, biases=g.biases,
             tensors=len(g.tensors) + g.constant_tensors, ops=len(g.ops), op_kinds=tuple(g.op_kinds()),
+            activation_traffic_elems=g.traffic_elems(),
         )
 
     def model_bytes(self, precision: str) -> int:
@@ -84,7 +86,10 @@ class Cost:
         return int(self.activation_bytes("int8") + tail)
 
     def to_dict(self):
-        return {"params": self.params, "macs": self.macs, "peak_activation_elems": self.peak_activation_elems, "weights": self.weights, "biases": self.biases, "tensors": self.tensors, "ops": self.ops}
+        return {
+            "params": self.params, "macs": self.macs, "peak_activation_elems": self.peak_activation_elems, "weights": self.weights,
+            "biases": self.biases, "tensors": self.tensors, "ops": self.ops, "activation_traffic_elems": self.activation_traffic_elems,
+        }
 
 
 def student_cost(spec: StudentSpec, input_shape, num_classes: int) -> Cost:
@@ -150,9 +155,10 @@ def model_cost(model) -> Cost:
             constants += 1
     outputs = [alias.get(id(t), id(t)) for t in model.outputs]
     peak = peak_live(sizes, ops, inputs, outputs)
+    traffic = sum(sum(sizes[t] for t in ins if t in sizes) + sum(sizes[t] for t in outs) for ins, outs in ops)
     return Cost(
         params=int(model.count_params()), macs=int(macs), peak_activation_elems=int(peak), weights=weights, biases=biases,
-        tensors=len(sizes) + constants, ops=len(ops), op_kinds=tuple(sorted(kinds)),
+        tensors=len(sizes) + constants, ops=len(ops), op_kinds=tuple(sorted(kinds)), activation_traffic_elems=int(traffic),
     )
 
 
@@ -231,7 +237,7 @@ def fit_report(profile: DeviceProfile, spec: StudentSpec, cost: Cost, measured: 
     estimates = {
         "model_bytes": cost.model_bytes(precision),
         "memory_bytes": _memory_estimate(profile, cost),
-        "latency_ms": profile.estimate_latency_ms(cost.macs, precision),
+        "latency_ms": profile.estimate_latency_ms(cost.macs, precision, cost.activation_traffic_elems),
     }
     usage = {}
     for key, estimate in estimates.items():

@@ -90,7 +90,7 @@ def test_one_report_sets_efficiency_so_the_estimate_matches():
 
 def test_reports_of_different_sizes_also_fit_the_overhead():
     # Synthetic device: 0.4 ms fixed + MACs at 2% of the int8 peak.
-    prof = load_profile("linux-x86")
+    prof = load_profile("raspberry-pi-4")
     rate = prof.compute.peak_macs_per_s["int8"] * 0.02
     reports = [_report(m, 0.4 + 1000 * m / rate) for m in (1e6, 1e7, 1e8)]
     cal = calibrate_profile(prof, reports)
@@ -101,12 +101,34 @@ def test_reports_of_different_sizes_also_fit_the_overhead():
 def test_macs_come_from_the_bundle_manifest(tmp_path):
     bundle = tmp_path / "bundle"
     bundle.mkdir()
-    (bundle / "manifest.json").write_text(json.dumps({"student": {"macs": 5e6}, "profile": {"name": "linux-x86"}}))
+    (bundle / "manifest.json").write_text(json.dumps({
+        "student": {"macs": 5e6, "spec": "mobilenetv3:width=0.5,depth=3"}, "input": {"shape": [1, 32, 32, 3]}, "labels": [str(i) for i in range(10)],
+    }))
     report = {"format": "tflite-int8", "latency": {"p50_ms": 1.0}}
-    cal = calibrate_profile("linux-x86", [report], bundles=[str(bundle)])
+    cal = calibrate_profile("raspberry-pi-4", [report], bundles=[str(bundle)])
     assert cal.points[0]["macs"] == 5e6
     with pytest.raises(ProfileError, match="MACs"):
-        calibrate_profile("linux-x86", [report])
+        calibrate_profile("raspberry-pi-4", [report])
+    # linux-x86 also prices activation elements: re-derived from the student spec the manifest records.
+    from edgekd.sizing import student_cost
+    from edgekd.students import StudentSpec
+
+    cal = calibrate_profile("linux-x86", [report], bundles=[str(bundle)])
+    assert cal.points[0]["activation_elems"] == student_cost(StudentSpec(width=0.5, depth=3), (32, 32, 3), 10).activation_traffic_elems
+    assert cal.profile.estimate_latency_ms(5e6, "int8", cal.points[0]["activation_elems"]) == pytest.approx(1.0, rel=1e-3)
+
+
+def test_activation_term_scales_with_the_efficiency():
+    prof = load_profile("linux-x86")
+    assert prof.compute.activation_ns_per_elem > 0
+    slower = [_report(m, 2 * prof.estimate_latency_ms(m, "int8", a) - prof.compute.overhead_ms) for m, a in [(1e7, 1e6)]]
+    slower[0]["activation_elems"] = 1e6
+    cal = calibrate_profile(prof, slower)
+    # Twice as slow on everything variable: half the efficiency, twice the time per element.
+    assert cal.efficiency_after == pytest.approx(prof.compute.efficiency / 2, rel=1e-3)
+    assert cal.profile.compute.activation_ns_per_elem == pytest.approx(2 * prof.compute.activation_ns_per_elem, rel=1e-3)
+    with pytest.raises(ProfileError, match="activation elements"):
+        calibrate_profile(prof, [_report(1e7, 1.0)])
 
 
 def test_impossible_reports_are_refused():
@@ -132,10 +154,10 @@ def test_cli_calibrate_writes_a_loadable_profile(tmp_path):
         path.write_text(json.dumps(_report(macs, p50)))
         reports.append(str(path))
     out = tmp_path / "x86.yaml"
-    proc = run_cli("edgekd", "profiles", "calibrate", "linux-x86", "--reports", *reports, "--out", str(out))
+    proc = run_cli("edgekd", "profiles", "calibrate", "raspberry-pi-4", "--reports", *reports, "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "efficiency" in proc.stdout and out.is_file()
     p = load_profile(str(out))
-    assert p.estimate_latency_ms(2e6) == pytest.approx(0.5, rel=0.05) and p.estimate_latency_ms(4e7) == pytest.approx(3.0, rel=0.05)
-    bad = run_cli("edgekd", "profiles", "calibrate", "linux-x86", "--reports", str(tmp_path / "missing.json"))
+    assert p.name == "raspberry-pi-4" and p.estimate_latency_ms(2e6) == pytest.approx(0.5, rel=0.05) and p.estimate_latency_ms(4e7) == pytest.approx(3.0, rel=0.05)
+    bad = run_cli("edgekd", "profiles", "calibrate", "raspberry-pi-4", "--reports", str(tmp_path / "missing.json"))
     assert bad.returncode == 2 and "cannot read report" in bad.stderr

@@ -123,6 +123,10 @@ class Graph:
     def peak_elems(self) -> int:
         return peak_live(self.tensors, [(op.inputs, (op.output,)) for op in self.ops], self.inputs, self.outputs)
 
+    def traffic_elems(self) -> int:
+        """Activation elements read and written over all ops: what elementwise work and memory traffic scale with."""
+        return sum(sum(self.tensors[t] for t in op.inputs) + self.tensors[op.output] for op in self.ops)
+
     @property
     def constant_tensors(self) -> int:
         return sum(op.constants for op in self.ops)
