@@ -231,7 +231,8 @@ def size(
     report = size_student(load_profile(profile), shape, classes, family=family, verify=verify)
     typer.echo(f"student {report.spec}: {report.cost.params} params, {report.cost.macs} MACs ({report.precision}), best of {report.searched} candidates")
     for key, u in report.usage.items():
-        typer.echo(f"  {key:13s} {u['used']:>14.4g} of {u['limit']:>12.4g}  {u['percent']:6.1f}%  ({u['source']}; estimate {u['estimate']:.4g})")
+        source = f"measured; estimate {u['estimate']:.4g}" if u["source"] == "measured" else "estimate"
+        typer.echo(f"  {key:13s} {u['used']:>14.4g} of {u['limit']:>12.4g}  {u['percent']:6.1f}%  ({source})")
     if json_out:
         json_out.write_text(json.dumps(report.to_dict(), indent=2))
 
