@@ -56,7 +56,8 @@ def main(argv=None):
     import cifar_common
 
     from edgekd.data import Dataset
-    from edgekd.distill.run import run_distillation
+    from edgekd.distill import attention, crd, distiller, features, fitnet, multi_teacher, progressive, qat  # noqa: F401  (loaded
+    from edgekd.distill.run import run_distillation  # up front: an hour-long run must not pick up files edited meanwhile)
     from edgekd.teachers import load_teacher
 
     if not (cifar_common.TEACHER.exists() and cifar_common.TEACHER_INFO.exists()):
