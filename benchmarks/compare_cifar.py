@@ -76,13 +76,13 @@ def main() -> int:
         student_info = json.loads((OUT / "student.json").read_text())
         log(f"reusing the student distilled before ({STUDENT})")
     else:
-        student_info = distil_student(cifar_common.TEACHER, train, test, int(os.environ.get("STUDENT_EPOCHS", "10")))
+        student_info = distil_student(cifar_common.TEACHER, train, test, int(os.environ.get("STUDENT_EPOCHS", "8")))
 
     eval_limit = int(os.environ["EVAL_LIMIT"]) if "EVAL_LIMIT" in os.environ else None
     log("comparison: teacher, student, pruned teacher, int8 teacher")
     result = compare(
         cifar_common.TEACHER, STUDENT, train, test, OUT / "table", force=True, progress=False,
-        prune_epochs=int(os.environ.get("PRUNE_EPOCHS", "2")), prune_samples=int(os.environ.get("PRUNE_SAMPLES", "20000")),
+        prune_epochs=int(os.environ.get("PRUNE_EPOCHS", "2")), prune_samples=int(os.environ.get("PRUNE_SAMPLES", "15000")),
         eval_limit=eval_limit, title="CIFAR-10: compression methods measured on this machine",
     )
     print_table(result)
