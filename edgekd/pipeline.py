@@ -139,7 +139,7 @@ def build(
             files={},
             profile={"name": prof.name, "device_class": prof.device_class, "engine": prof.engine, "fit": fit.to_dict()},
             teacher={**teacher.describe(), "accuracy": teacher_acc},
-            student={"spec": str(spec), "params": fit.cost.params, "macs": fit.cost.macs, "keras_accuracy": student_acc, "distillation": result.config},
+            student={"spec": str(spec), "params": fit.cost.params, "macs": fit.cost.macs, "activation_elems": fit.cost.activation_traffic_elems, "keras_accuracy": student_acc, "distillation": result.config},
             reference={"indices": list(range(min(REFERENCE_SAMPLES, n_eval))), "outputs": keras_logits[:REFERENCE_SAMPLES].round(5).tolist()},
             created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             producer=f"edgekd {__version__}",

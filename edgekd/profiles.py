@@ -219,6 +219,8 @@ def _report_model(report: dict, bundle, needs_activations: bool):
             raise ProfileError(f"cannot read the student's MACs from {path}: {exc}", "pass the bundle folder the report was measured on")
     if macs is None:
         raise ProfileError("a report does not say how many MACs its model has", "pass the bundle it was measured on (--bundle DIR), whose manifest.json records student.macs")
+    if needs_activations and acts is None and manifest is not None:
+        acts = first(lambda: manifest["student"]["activation_elems"])
     if needs_activations and acts is None:
         try:  # re-derive from the student spec the bundle records
             from .sizing import student_cost
