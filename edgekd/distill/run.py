@@ -207,6 +207,8 @@ def run_distillation(
         t_seconds += time.perf_counter() - start
         return out
 
+    logits_of.feature_seconds = 0.0
+
     def kd_from(t: Teacher, student_model, last: bool, desc: str):
         if online and last:
             return distill(student_model, x, y, online_teacher=t.tf_logits, desc=desc, **common, **final)
@@ -238,7 +240,7 @@ def run_distillation(
         from .pruning import kernel_sparsity
 
         extra["kernel_sparsity"] = kernel_sparsity(student_model)
-    result.teacher_seconds = t_seconds
+    result.teacher_seconds = t_seconds + logits_of.feature_seconds
     teachers_info = []
     for t in loaded:
         z = soft_labels(t, x_val, val_fp, cache=cache)
@@ -389,7 +391,9 @@ def _teacher_targets(teacher: Teacher, outputs: Dict[str, Any], x, data_fp, tag,
                 return {**{k: stored[k].astype(np.float32) for k in keys}, "logits": logits_of(teacher, x, data_fp)}, None, "cached"
     start = time.perf_counter()
     chunks = [compute(tf.constant(x[i : i + 256])) for i in range(0, len(x), 256)]
-    teacher.inference_seconds += time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    teacher.inference_seconds += elapsed
+    logits_of.feature_seconds += elapsed  # reported with the soft labels' time as the run's teacher inference
     arrays = {k: np.concatenate([c[k].numpy() for c in chunks]).astype(np.float16) for k in keys}
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
