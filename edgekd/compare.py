@@ -302,6 +302,7 @@ def chart(result: CompareResult, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, key, label in ((axes[0], "size", "size (KB; pruned: gzip)"), (axes[1], "latency", "latency p50 on this machine (ms)")):
@@ -310,6 +311,9 @@ def chart(result: CompareResult, path: Path) -> None:
             ax.scatter(xv, 100 * r.accuracy, s=60)
             ax.annotate(r.name, (xv, 100 * r.accuracy), textcoords="offset points", xytext=(6, 4), fontsize=8)
         ax.set_xscale("log")
+        # Plain numbers on the log axis: matplotlib's default labels minor ticks as 2x10^2, 3x10^2... and they collide.
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(label)
         ax.set_ylabel("accuracy (%)")
         ax.grid(True, which="both", alpha=0.3)
