@@ -7,6 +7,7 @@
    (+ the student in int8), all through edgekd_runtime on this machine, on the full test set.
 4. Converts the student with `edgekd.convert.batch.convert_student` and checks parity on the full test set:
    the int8 artifact must agree with the Keras student on >= 99% of samples and lose <= 0.5 points.
+5. Fine-tunes the student quantization-aware (edgekd.distill.qat, KD, one epoch) and checks its int8 parity too.
 
 Everything lands in benchmarks/out/cifar10/compare/; summary.json holds the numbers the README quotes.
 Environment knobs (for a quicker look, not for the README): STUDENT_EPOCHS, PRUNE_EPOCHS, PRUNE_SAMPLES, EVAL_LIMIT.
@@ -61,6 +62,32 @@ def distil_student(teacher_path: Path, train, test, epochs: int):
     return info
 
 
+def qat_parity(epochs: int = 1) -> dict:
+    """Quantization-aware distillation of the student (tfmot fake-quant, KD against the same soft labels), then
+    int8 parity of its TFLite artifact against the QAT Keras model, on the full test set."""
+    from edgekd.convert.batch import convert_student, load_student
+    from edgekd.data import preprocessing_for
+    from edgekd.distill import distill
+    from edgekd.distill.qat import quantize_student
+    from edgekd.teachers import load_teacher, soft_labels
+
+    train, test = cifar_common.cifar10()
+    pre = preprocessing_for(train)
+    x = pre.apply(train.x)
+    logits = soft_labels(load_teacher(cifar_common.TEACHER), x, train.fingerprint() + f"{pre.scale}{pre.offset}")
+    qat = quantize_student(load_student(STUDENT))
+    t0 = time.perf_counter()
+    distill(qat, x, train.y, logits, temperature=4.0, alpha=0.7, epochs=epochs, batch_size=128, learning_rate=3e-4, progress=False)
+    log(f"quantization-aware distillation: {epochs} epoch(s), {time.perf_counter() - t0:.0f} s")
+    result = convert_student(qat, "tflite-int8", OUT / "qat_bundle", calibration=train, eval=test, force=True, eval_samples=len(test))
+    m = result.converted[0].artifact.host_metrics
+    float_acc = json.loads((OUT / "student.json").read_text())["keras_test_accuracy"]
+    info = {"epochs": epochs, "verification": result.converted[0].artifact.verification, **m, "float_student_accuracy": float_acc, "drop_vs_float_student_points": 100 * (float_acc - m["accuracy"])}
+    (OUT / "qat_parity.json").write_text(json.dumps(info, indent=2))
+    log(f"QAT int8: {info['verification']}: agreement {100 * m['agreement_with_keras']:.2f}% with the QAT model, accuracy {100 * m['accuracy']:.2f}% (float student {100 * float_acc:.2f}%)")
+    return info
+
+
 def main() -> int:
     if not (cifar_common.TEACHER.exists() and cifar_common.TEACHER_INFO.exists()):
         print(f"no CIFAR-10 teacher at {cifar_common.TEACHER}: train it first with .venv/bin/python benchmarks/cifar_common.py", file=sys.stderr)
@@ -102,6 +129,7 @@ def main() -> int:
         else:
             log(f"{c.artifact.format:12s} {c.artifact.verification}")
 
+    qat = qat_parity(int(os.environ.get("QAT_EPOCHS", "1")))
     summary = {
         "teacher": teacher_info,
         "student": student_info,
@@ -109,6 +137,7 @@ def main() -> int:
         "markdown": (OUT / "table" / "compare.md").read_text(),
         "parity": parity.parity,
         "int8_parity_ok": bool(int8_ok),
+        "qat_parity": qat,
         "minutes": (time.perf_counter() - started) / 60,
     }
     (OUT / "summary.json").write_text(json.dumps(summary, indent=2))
