@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Optional, Union
 import numpy as np
 
 from .errors import DataError, EdgekdError
+from .report import human_bytes
 
 SPARSITY = 0.8
 PRUNE_EPOCHS = 2
@@ -255,14 +256,6 @@ def compare(
     if out is not None:
         result.files = write_outputs(result, out)
     return result
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024.0
-    return str(n)
 
 
 HEADER = ("model", "format", "size", "gzip size", "latency p50", "accuracy", "drop vs teacher", "vs teacher", "best use")
