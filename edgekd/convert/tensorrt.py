@@ -40,66 +40,17 @@ def calibration_batches(calibration, batch_size: int = 1, limit: int = CALIBRATI
     return [np.ascontiguousarray(x[i : i + batch_size]) for i in range(0, len(x) - batch_size + 1, batch_size)]
 
 
-def _calibrator(trt, batches, cache_path: Path):
-    """An entropy calibrator feeding ``batches`` through device buffers (pycuda)."""
-    try:
-        import pycuda.autoinit  # noqa: F401  (creates the CUDA context)
-        import pycuda.driver as cuda
-    except ImportError as exc:
-        raise ConversionError(f"int8 calibration needs pycuda ({exc})", "pip install pycuda, or use --trt-precision fp16")
-
-    class Calibrator(trt.IInt8EntropyCalibrator2):
-        def __init__(self):
-            trt.IInt8EntropyCalibrator2.__init__(self)
-            self.batches = iter(batches)
-            self.device = cuda.mem_alloc(batches[0].nbytes)
-
-        def get_batch_size(self):
-            return int(batches[0].shape[0])
-
-        def get_batch(self, names):
-            batch = next(self.batches, None)
-            if batch is None:
-                return None
-            cuda.memcpy_htod(self.device, batch)
-            return [int(self.device)]
-
-        def read_calibration_cache(self):
-            return cache_path.read_bytes() if cache_path.exists() else None
-
-        def write_calibration_cache(self, cache):
-            cache_path.write_bytes(bytes(cache))
-
-    return Calibrator()
-
-
 def build_engine(trt, onnx_path: Path, precision: str, workspace_mb: int, calibration=None, cache_path=None) -> bytes:
-    """A serialized engine for batch 1, built with the TensorRT 10 Python API."""
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse(Path(onnx_path).read_bytes()):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise ConversionError(f"TensorRT cannot parse the ONNX model: {errors[:300]}", "try another --opset, or replace the layer TensorRT lacks")
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
-    inp = network.get_input(0)
-    shape = [1 if d < 0 else d for d in inp.shape]
-    profile = builder.create_optimization_profile()
-    profile.set_shape(inp.name, shape, shape, shape)
-    config.add_optimization_profile(profile)
-    if precision == "fp16":
-        config.set_flag(trt.BuilderFlag.FP16)
-    if precision == "int8":
-        config.set_flag(trt.BuilderFlag.INT8)
-        config.set_flag(trt.BuilderFlag.FP16)  # layers without an int8 kernel fall back to fp16, not fp32
-        config.int8_calibrator = _calibrator(trt, calibration_batches(calibration, 1), Path(cache_path))
-        config.set_calibration_profile(profile)
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise ConversionError("TensorRT failed to build an engine (see its log above)")
-    return bytes(serialized)
+    """The runtime's engine builder, so a host-built engine is made exactly as the device would make it."""
+    from edgekd_runtime.backends.tensorrt import build_engine as runtime_build_engine
+    from edgekd_runtime.errors import EngineUnavailableError, ModelError
+
+    if precision == "int8" and calibration is not None:
+        calibration = np.concatenate(calibration_batches(calibration, 1))
+    try:
+        return runtime_build_engine(trt, str(onnx_path), precision, workspace_mb, calibration, str(cache_path) if cache_path else None)
+    except (ModelError, EngineUnavailableError) as exc:
+        raise ConversionError(f"TensorRT engine build failed: {exc}")
 
 
 def from_onnx(onnx_converted, precision="fp16", workspace_mb=256, calibration=None, out_dir=None, build_here=None):

@@ -40,7 +40,50 @@ def cache_key(model_path, gpu_name, capability, trt_version, precision):
     return "-".join(parts) + ".engine"
 
 
-def build_engine(trt, onnx_path, precision="fp16", workspace_mb=256, calibrator=None):
+def calibration_batches(samples, batch_size=1):
+    """Contiguous float32 batches of the representative inputs, for the int8 calibrator."""
+    x = np.ascontiguousarray(np.asarray(samples, dtype=np.float32))
+    return [np.ascontiguousarray(x[i : i + batch_size]) for i in range(0, len(x) - batch_size + 1, batch_size)]
+
+
+def make_calibrator(trt, cuda, batches, cache_path):
+    """An entropy calibrator that feeds ``batches`` through a device buffer; its cache is kept beside the engine."""
+
+    class Calibrator(trt.IInt8EntropyCalibrator2):
+        def __init__(self):
+            trt.IInt8EntropyCalibrator2.__init__(self)
+            self.batches = iter(batches)
+            self.device = cuda.mem_alloc(batches[0].nbytes)
+
+        def get_batch_size(self):
+            return int(batches[0].shape[0])
+
+        def get_batch(self, names):
+            batch = next(self.batches, None)
+            if batch is None:
+                return None
+            cuda.memcpy_htod(self.device, batch)
+            return [int(self.device)]
+
+        def read_calibration_cache(self):
+            if cache_path and os.path.exists(cache_path):
+                with open(cache_path, "rb") as handle:
+                    return handle.read()
+            return None
+
+        def write_calibration_cache(self, cache):
+            if cache_path:
+                with open(cache_path, "wb") as handle:
+                    handle.write(bytes(cache))
+
+    return Calibrator()
+
+
+def build_engine(trt, onnx_path, precision="fp16", workspace_mb=256, calibration=None, cache_path=None, cuda=None):
+    """A serialized batch-1 engine from an ONNX file (TensorRT 10 API); the host and the device both build with this.
+
+    For int8, ``calibration`` holds representative float inputs; layers without an int8 kernel run in fp16.
+    """
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(0)
@@ -48,24 +91,28 @@ def build_engine(trt, onnx_path, precision="fp16", workspace_mb=256, calibrator=
     with open(onnx_path, "rb") as handle:
         if not parser.parse(handle.read()):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-            raise ModelError("TensorRT could not parse %s: %s" % (onnx_path, errors))
+            raise ModelError("TensorRT could not parse %s: %s" % (onnx_path, errors[:300]), "try another ONNX opset, or replace the layer TensorRT lacks")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
-    if precision == "fp16" and builder.platform_has_fast_fp16:
-        config.set_flag(trt.BuilderFlag.FP16)
-    if precision == "int8":
-        config.set_flag(trt.BuilderFlag.INT8)
-        if calibrator is not None:
-            config.int8_calibrator = calibrator
     # ONNX from tf2onnx has a dynamic batch: pin it to 1 for the device.
-    profile = builder.create_optimization_profile()
     inp = network.get_input(0)
     shape = [1 if d < 0 else d for d in inp.shape]
+    profile = builder.create_optimization_profile()
     profile.set_shape(inp.name, shape, shape, shape)
     config.add_optimization_profile(profile)
+    if precision in ("fp16", "int8"):
+        config.set_flag(trt.BuilderFlag.FP16)
+    if precision == "int8":
+        if calibration is None or len(calibration) == 0:
+            raise ModelError("TensorRT int8 needs representative inputs for its calibrator", "rebuild the bundle with calibration data, or use fp16")
+        if cuda is None:
+            cuda = _imports()[1]
+        config.set_flag(trt.BuilderFlag.INT8)
+        config.int8_calibrator = make_calibrator(trt, cuda, calibration_batches(calibration), cache_path)
+        config.set_calibration_profile(profile)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise ModelError("TensorRT failed to build an engine from %s" % onnx_path)
+        raise ModelError("TensorRT failed to build an engine from %s (see its log above)" % onnx_path)
     return bytes(serialized)
 
 
@@ -83,7 +130,12 @@ class Backend(object):
         self.engine_path = os.path.join(CACHE_DIR, key)
         self.built_now = not os.path.exists(self.engine_path)
         if self.built_now:
-            blob = build_engine(trt, model_path, self.precision, settings.get("workspace_mb", 256))
+            calibration = None
+            if self.precision == "int8" and settings.get("calibration_data"):
+                # The representative inputs travel in the bundle: a calibration cache from another
+                # TensorRT version would not be reusable, so the device calibrates its own engine.
+                calibration = np.load(os.path.join(os.path.dirname(model_path), settings["calibration_data"]), allow_pickle=False)
+            blob = build_engine(trt, model_path, self.precision, settings.get("workspace_mb", 256), calibration, self.engine_path + ".calib", cuda)
             tmp = self.engine_path + ".tmp"
             with open(tmp, "wb") as handle:
                 handle.write(blob)
