@@ -172,3 +172,18 @@ def test_bad_inputs_fail_before_training(teacher_path, digits_split):
         run_distillation(teacher_path, five, val=Dataset(test.x, test.y % 5), student=STUDENT, epochs=1, progress=False)
     with pytest.raises(EdgekdError, match="at least two teachers"):
         run_distillation(teacher_path, train, val=test, method="multi", student=STUDENT, epochs=1, progress=False)
+
+
+def test_student_from_a_model_file_is_trained_afresh(teacher_path, digits_split, tmp_path):
+    import tf_keras as keras
+
+    template = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(32, activation="relu"), keras.layers.Dense(10)])
+    template.save(tmp_path / "arch.keras")
+    run = _run(teacher_path, digits_split, student=str(tmp_path / "arch.keras"), epochs=6)
+    assert run.student.count_params() == template.count_params()
+    assert not np.allclose(run.student.get_weights()[0], template.get_weights()[0])
+    assert run.val_accuracy > 0.7
+    wrong = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    wrong.save(tmp_path / "wrong.keras")
+    with pytest.raises(EdgekdError, match="3 classes"):
+        _run(teacher_path, digits_split, student=str(tmp_path / "wrong.keras"), epochs=1)
