@@ -154,12 +154,7 @@ def run_distillation(
         raise EdgekdError("CRD's memory banks are per-process state and do not run under tf.distribute", "drop --strategy for crd")
 
     # Data: raw arrays -> the student's [0, 1] range; unlabeled transfer data joins with UNLABELED labels.
-    train = _dataset(data, "data")
-    val_set = _dataset(val, "val") if val is not None else None
-    if val_set is None:
-        if len(train) < 20:
-            raise DataError(f"{train.source}: {len(train)} samples are too few to hold out a validation split", "pass --val")
-        train, val_set = split(train, VAL_FRACTION, seed=seed)
+    train, val_set = _train_and_val(data, val, seed)
     if val_set.input_shape != train.input_shape:
         raise DataError(f"validation samples are {val_set.input_shape} but training samples {train.input_shape}", "both sets must have the same sample shape")
     num_classes = max(train.num_classes, val_set.num_classes)
@@ -249,6 +244,16 @@ def run_distillation(
         teachers_info.append({**t.describe(), "val_accuracy": float(np.mean(pred[keep] == y_val[keep])) if keep.any() else None,
                               "params": int(t.keras_model.count_params()) if t.keras_model is not None else None})
     return DistillRun(student_model, result, config, teachers_info, val_acc, extra)
+
+
+def _train_and_val(data, val, seed):
+    """The training set and a validation set: ``val`` when given, else a stratified hold-out of ``data``."""
+    train = _dataset(data, "data")
+    if val is not None:
+        return train, _dataset(val, "val")
+    if len(train) < 20:
+        raise DataError(f"{train.source}: {len(train)} samples are too few to hold out a validation split", "pass --val")
+    return split(train, VAL_FRACTION, seed=seed)
 
 
 def _dataset(source, what: str, labeled: bool = True) -> Dataset:
@@ -515,12 +520,7 @@ def run_tuning(teacher, data, *, student=None, profile: Optional[str] = None, va
     Without ``val``, 10% of ``data`` is held out, so the choice is never made on the data a report is scored on."""
     from .tuning import DEFAULT_ALPHAS, DEFAULT_TEMPERATURES, tune
 
-    train = _dataset(data, "data")
-    val_set = _dataset(val, "val") if val is not None else None
-    if val_set is None:
-        if len(train) < 20:
-            raise DataError(f"{train.source}: {len(train)} samples are too few to hold out a validation split", "pass --val")
-        train, val_set = split(train, VAL_FRACTION, seed=seed)
+    train, val_set = _train_and_val(data, val, seed)
     num_classes = max(train.num_classes, val_set.num_classes)
     pre = preprocessing_for(train)
     x, x_val = pre.apply(train.x).astype(np.float32), pre.apply(val_set.x).astype(np.float32)
