@@ -50,11 +50,12 @@ def build(
     zip: bool = typer.Option(False, "--zip", help="also pack the bundle as a .zip"),
     force: bool = typer.Option(False, help="replace an existing --out"),
     quiet: bool = typer.Option(False, help="no progress bars"),
+    sign: Optional[Path] = typer.Option(None, help="ed25519 private key (from `edgekd bundle keygen`) to sign the bundle with"),
 ):
     """Distil a student for PROFILE, convert it, verify it with the runtime, and write the bundle."""
     from .pipeline import build as run_build
 
-    result = run_build(teacher, data, eval, profile, out, student=student, temperature=temperature, alpha=alpha, epochs=epochs, make_zip=zip, force=force, progress=not quiet)
+    result = run_build(teacher, data, eval, profile, out, student=student, temperature=temperature, alpha=alpha, epochs=epochs, make_zip=zip, force=force, progress=not quiet, sign_key=sign)
     for conv in result.converted:
         art = conv.artifact
         m = art.host_metrics

@@ -65,15 +65,21 @@ def build(
     progress: bool = True,
     seed: int = 0,
     name: Optional[str] = None,
+    sign_key: Optional[Union[str, Path]] = None,
 ) -> BuildResult:
     """Distil a student sized for ``profile``, convert it to the profile's formats, verify every artifact
-    with the runtime and write the bundle to ``out``.
+    with the runtime and write the bundle to ``out`` (signed with the ed25519 ``sign_key`` when given).
 
     >>> from edgekd import build                                   # doctest: +SKIP
     >>> result = build("teacher.keras", "train.npz", "test.npz", "cortex-m7", "out/mcu")
     >>> result.primary.host_metrics["accuracy"]
     """
     prof = load_profile(profile)
+    if sign_key is not None:
+        # A bad key must fail before the minutes of training, not after.
+        from edgekd_runtime.signing import load_private_key
+
+        load_private_key(str(sign_key))
     train = data if isinstance(data, Dataset) else load_dataset(str(data))
     test = eval if isinstance(eval, Dataset) else load_dataset(str(eval))
     if train.input_shape != test.input_shape:
@@ -145,6 +151,10 @@ def build(
             producer=f"edgekd {__version__}",
         )
         bundle_path = write_bundle(str(out), manifest, files, make_zip=make_zip, force=force)
+        if sign_key is not None:
+            from edgekd_runtime.signing import sign_bundle
+
+            sign_bundle(bundle_path, str(sign_key))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return BuildResult(Path(bundle_path), prof, spec, fit, list(converted.values()), teacher_acc, student_acc, result)
