@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -83,8 +82,7 @@ def _runs(blob: bytes, arena: int, sample) -> bool:
 def measure_arena(blob: bytes, sample) -> dict:
     """The smallest arena that runs the model, found from tflite-micro's own allocation report.
 
-    The report goes to the C-level stderr, so file descriptor 2 is redirected while it prints.
-    Probing never starts far below the reported figure: tflite-micro aborts the process on some
+    The report is read with the runtime's own reader (it goes to the C-level stderr). Probing never starts far below the reported figure: tflite-micro aborts the process on some
     allocation failures instead of raising.
     """
     from tflite_micro.python.tflite_micro import runtime
@@ -92,20 +90,11 @@ def measure_arena(blob: bytes, sample) -> dict:
     it = runtime.Interpreter.from_bytes(blob, arena_size=8 << 20)
     it.set_input(sample, 0)
     it.invoke()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            it.print_allocations()
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        capture.seek(0)
-        text = capture.read().decode(errors="replace")
-    match = re.search(r"Arena allocation total (\d+) bytes", text)
-    if not match:
+    from edgekd_runtime.backends.tflm import arena_used
+
+    reported = arena_used(it)
+    if reported is None:
         raise ConversionError("tflite-micro did not report its arena allocation")
-    reported = int(match.group(1))
     arena = reported
     devnull = os.open(os.devnull, os.O_WRONLY)
     saved = os.dup(2)
