@@ -65,7 +65,7 @@ def resnet9(width=32, num_classes=10):
     return keras.Model(inp, out, name=f"resnet9_w{width}")
 
 
-def train_with_time_budget(model, x, y, minutes, batch_size=128, peak_lr=0.01, seed=0, log=print, x_val=None, y_val=None):
+def train_with_time_budget(model, x, y, minutes, batch_size=128, peak_lr=0.1, seed=0, log=print, x_val=None, y_val=None):
     """SGD+Nesterov with a one-cycle learning rate driven by wall time, so the run ends at the budget
     on whatever machine it runs, its schedule complete. Returns the number of epochs done."""
     import tensorflow as tf
@@ -106,7 +106,7 @@ def train_with_time_budget(model, x, y, minutes, batch_size=128, peak_lr=0.01, s
     return epoch
 
 
-def teacher(minutes=55.0, width=16):
+def teacher(minutes=60.0, width=16):
     """The CIFAR-10 teacher: loaded when trained before, else trained now for about ``minutes``."""
     import tf_keras as keras
 
@@ -129,5 +129,5 @@ def teacher(minutes=55.0, width=16):
 
 
 if __name__ == "__main__":
-    _, info = teacher(float(os.environ.get("TEACHER_MINUTES", "55")))
+    _, info = teacher(float(os.environ.get("TEACHER_MINUTES", "60")))
     print(json.dumps(info, indent=2))

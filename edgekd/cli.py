@@ -214,7 +214,7 @@ def size(
     profile: str = typer.Option(..., help="device profile name or YAML path"),
     input_shape: str = typer.Option(..., help="H,W,C (or a single length for tabular data)"),
     classes: int = typer.Option(..., help="number of classes"),
-    family: str = typer.Option("mobilenetv3", help="mobilenetv3 (images), dscnn (audio, 1-D signals) or mlp (tabular)"),
+    family: str = typer.Option("mobilenetv3", help="mobilenetv3 (images on phones, MCUs), resnet (images on GPUs, desktop CPUs), dscnn (audio, 1-D signals) or mlp (tabular)"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the fit report here"),
     verify: bool = typer.Option(True, help="convert the best candidates and check measured size and memory"),
 ):

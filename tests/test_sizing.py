@@ -44,6 +44,19 @@ def test_converted_graph_has_the_hand_counted_peak(tiny_int8):
     assert g.ops == 5
 
 
+def test_resnet_cost_matches_its_converted_graph():
+    # The ReLU after each shortcut add must fuse into ADD, as the cost model assumes.
+    from edgekd.convert.tflite import tflite_bytes
+
+    spec, shape = StudentSpec("resnet", width=0.5, depth=3), (16, 16, 3)
+    cost = student_cost(spec, shape, 10)
+    blob = tflite_bytes(build_student(spec, shape, 10), "tflite-int8", np.random.default_rng(0).random((8, *shape), dtype=np.float32))
+    g = converted_cost(blob)
+    assert set(g.op_names) == set(cost.op_kinds) == {"ADD", "CONV_2D", "FULLY_CONNECTED", "MEAN"}
+    assert g.ops == cost.ops
+    assert g.peak_activation_bytes == cost.activation_bytes("int8")
+
+
 def test_tflm_arena_estimate_within_10_percent_of_tflite_micro():
     # A keyword-spotting-sized DS-CNN (49x10 MFCCs, 12 words). Not TINY: below ~2 KB of activations
     # tflite-micro needs more arena while planning than it keeps afterwards, which the estimate ignores.
@@ -73,6 +86,8 @@ def test_peak_live_keeps_a_skip_connection_alive():
         (StudentSpec(width=0.5, depth=3, resolution=16, mcu_safe=True), (32, 32, 1)),
         (StudentSpec("dscnn", width=0.5, depth=2, resolution=32), (64, 3)),
         (StudentSpec("mlp", width=1.0, depth=2), (8, 8, 1)),
+        (StudentSpec("resnet", width=1.4, depth=3), (32, 32, 3)),
+        (StudentSpec("resnet", width=0.5, depth=2, resolution=16, mcu_safe=True), (32, 32, 1)),
     ],
 )
 def test_architecture_cost_matches_the_keras_model(spec, shape):
@@ -139,7 +154,7 @@ def test_verified_mcu_choice_fits_by_measurement():
 
 def test_bad_family_and_resolution_are_refused():
     with pytest.raises(EdgekdError, match="unknown student family"):
-        size_student(load_profile("linux-x86"), (32, 32, 3), 10, family="resnet", verify=False)
+        size_student(load_profile("linux-x86"), (32, 32, 3), 10, family="vgg", verify=False)
     with pytest.raises(EdgekdError, match="whole factors"):
         student_cost(StudentSpec(width=1, depth=2, resolution=20, mcu_safe=True), (32, 32, 1), 10)
 

@@ -87,5 +87,6 @@ def family_module(family: str):
     return importlib.import_module(f".{FAMILIES[family]}", __name__)
 
 
-# family name -> module. mobilenetv3: images; dscnn: audio features and 1-D signals; mlp: tabular data.
-FAMILIES = {"mobilenetv3": "mobilenetv3", "dscnn": "dscnn", "mlp": "mlp"}
+# family name -> module. mobilenetv3: images on phones and MCUs; resnet: images where dense convolutions
+# are cheap (GPUs, desktop CPUs); dscnn: audio features and 1-D signals; mlp: tabular data.
+FAMILIES = {"mobilenetv3": "mobilenetv3", "resnet": "resnet", "dscnn": "dscnn", "mlp": "mlp"}

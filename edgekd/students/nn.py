@@ -58,8 +58,11 @@ class KerasNN:
 
         return HardSwish(name=name)(x)
 
-    def add(self, a, b, name=None):
-        return self.layers.Add(name=name)([a, b])
+    def add(self, a, b, name=None, activation=None):
+        x = self.layers.Add(name=name)([a, b])
+        if activation == "relu":
+            x = self.layers.ReLU(name=f"{name}_relu" if name else None)(x)
+        return x
 
     def multiply(self, a, b, name=None):
         return self.layers.Multiply(name=name)([a, b])
@@ -219,8 +222,8 @@ class CostNN:
     def hard_swish(self, x, name=None):
         return self._op("HARD_SWISH", [x], x.shape)
 
-    def add(self, a, b, name=None):
-        return self._op("ADD", [a, b], a.shape)
+    def add(self, a, b, name=None, activation=None):
+        return self._op("ADD", [a, b], a.shape)  # a following ReLU is fused into ADD
 
     def multiply(self, a, b, name=None):
         return self._op("MUL", [a, b], a.shape)
