@@ -88,5 +88,5 @@ def family_module(family: str):
 
 
 # family name -> module. mobilenetv3: images on phones and MCUs; resnet: images where dense convolutions
-# are cheap (GPUs, desktop CPUs); dscnn: audio features and 1-D signals; mlp: tabular data.
+# run near peak (GPUs, desktop CPUs); dscnn: audio features and 1-D signals; mlp: tabular data.
 FAMILIES = {"mobilenetv3": "mobilenetv3", "resnet": "resnet", "dscnn": "dscnn", "mlp": "mlp"}

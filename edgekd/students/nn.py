@@ -58,11 +58,8 @@ class KerasNN:
 
         return HardSwish(name=name)(x)
 
-    def add(self, a, b, name=None, activation=None):
-        x = self.layers.Add(name=name)([a, b])
-        if activation == "relu":
-            x = self.layers.ReLU(name=f"{name}_relu" if name else None)(x)
-        return x
+    def add(self, a, b, name=None):
+        return self.layers.Add(name=name)([a, b])
 
     def multiply(self, a, b, name=None):
         return self.layers.Multiply(name=name)([a, b])
@@ -72,6 +69,9 @@ class KerasNN:
 
     def avg_pool(self, x, pool, name=None):
         return self.layers.AveragePooling2D(pool_size=pool, strides=pool, name=name)(x)
+
+    def max_pool(self, x, pool, name=None):
+        return self.layers.MaxPooling2D(pool_size=pool, strides=pool, name=name)(x)
 
     def resize(self, x, height, width, name=None):
         return self.layers.Resizing(height, width, name=name)(x)
@@ -222,8 +222,8 @@ class CostNN:
     def hard_swish(self, x, name=None):
         return self._op("HARD_SWISH", [x], x.shape)
 
-    def add(self, a, b, name=None, activation=None):
-        return self._op("ADD", [a, b], a.shape)  # a following ReLU is fused into ADD
+    def add(self, a, b, name=None):
+        return self._op("ADD", [a, b], a.shape)
 
     def multiply(self, a, b, name=None):
         return self._op("MUL", [a, b], a.shape)
@@ -235,6 +235,9 @@ class CostNN:
     def avg_pool(self, x, pool, name=None):
         ph, pw = (pool, pool) if isinstance(pool, int) else pool
         return self._op("AVERAGE_POOL_2D", [x], (x.shape[0] // ph, x.shape[1] // pw, x.shape[2]))
+
+    def max_pool(self, x, pool, name=None):
+        return self._op("MAX_POOL_2D", [x], (x.shape[0] // pool, x.shape[1] // pool, x.shape[2]))
 
     def resize(self, x, height, width, name=None):
         return self._op("RESIZE_BILINEAR", [x], (height, width, x.shape[2]), constants=1)
