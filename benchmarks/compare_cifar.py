@@ -2,7 +2,8 @@
 
 1. Loads the shared CIFAR-10 teacher (trained once by benchmarks/cifar_common.py; this script refuses
    to start a 55-minute training run itself).
-2. Distils a MobileNetV3-style student from it unless one was distilled before (KD, T=4, alpha=0.7).
+2. Takes the KD student benchmarks/cifar_methods.py trained (students/kd.keras), or distils one
+   (resnet:width=0.625,depth=3, KD T=4, alpha=0.7) when that run has not happened.
 3. Runs `edgekd.compare`: original teacher | distilled student | pruned teacher (80%) | int8 teacher
    (+ the student in int8), all through edgekd_runtime on this machine, on the full test set.
 4. Converts the student with `edgekd.convert.batch.convert_student` and checks parity on the full test set:
@@ -31,7 +32,8 @@ import cifar_common  # noqa: E402
 
 OUT = cifar_common.OUT / "compare"
 STUDENT = OUT / "student.keras"
-STUDENT_SPEC = "mobilenetv3:width=1,depth=6"
+STUDENT_SPEC = "resnet:width=0.625,depth=3"
+METHODS_KD = cifar_common.OUT / "students" / "kd.keras"
 
 
 def log(msg: str) -> None:
@@ -59,6 +61,27 @@ def distil_student(teacher_path: Path, train, test, epochs: int):
     info = {"spec": STUDENT_SPEC, "params": int(student.count_params()), "epochs": epochs, "seconds_per_epoch": result.seconds_per_epoch, "keras_test_accuracy": acc, "distillation": result.config}
     (OUT / "student.json").write_text(json.dumps(info, indent=2))
     log(f"student {STUDENT_SPEC}: {info['params']} params, test accuracy {100 * acc:.2f}% after {epochs} epochs")
+    return info
+
+
+def adopt_methods_student(train, test) -> dict:
+    """The KD student of cifar_methods.py's run becomes this benchmark's student (no second distillation)."""
+    import shutil
+
+    import tf_keras as keras
+
+    from edgekd.data import preprocessing_for
+
+    record = json.loads((cifar_common.OUT / "methods.json").read_text())
+    row = next(r for r in record["rows"] if r["method"] == "kd")
+    OUT.mkdir(parents=True, exist_ok=True)
+    shutil.copy(METHODS_KD, STUDENT)
+    student = keras.models.load_model(STUDENT, compile=False)
+    acc = float(np.mean(student.predict(preprocessing_for(train).apply(test.x), batch_size=500, verbose=0).argmax(1) == test.y))
+    info = {"spec": record["student"], "params": int(student.count_params()), "epochs": record["config"]["epochs"], "seconds_per_epoch": row["seconds_per_epoch"],
+            "keras_test_accuracy": acc, "distillation": row["config"], "from": "benchmarks/cifar_methods.py (kd)"}
+    (OUT / "student.json").write_text(json.dumps(info, indent=2))
+    log(f"student from cifar_methods.py: {record['student']}, {info['params']} params, test accuracy {100 * acc:.2f}%")
     return info
 
 
@@ -102,6 +125,8 @@ def main() -> int:
     if STUDENT.exists() and (OUT / "student.json").exists():
         student_info = json.loads((OUT / "student.json").read_text())
         log(f"reusing the student distilled before ({STUDENT})")
+    elif METHODS_KD.exists():
+        student_info = adopt_methods_student(train, test)
     else:
         student_info = distil_student(cifar_common.TEACHER, train, test, int(os.environ.get("STUDENT_EPOCHS", "8")))
 

@@ -232,6 +232,34 @@ def test_parity_fails_an_artifact_that_differs(student, digits_split, tmp_path):
     assert "tflite-fp32: agrees with the Keras student on" in failure_reason(conv.artifact)
 
 
+def test_parity_counts_disagreements_the_int8_output_cannot_resolve(student, digits_split, tmp_path):
+    from edgekd.convert import convert
+    from edgekd.convert.parity import check
+
+    model, _, pre = student
+    train, test = digits_split
+    conv = convert(model, "tflite-int8", tmp_path, calibration=pre.apply(train.x))
+    logits = model.predict(pre.apply(test.x), verbose=0)
+    step = conv.artifact.output.scale
+    base, scores = check(conv, pre, test.x, test.y, logits, tmp_path)
+    pred = scores.argmax(1)
+
+    def flags(ref):  # per sample: disagrees, and disagrees on a near-tie
+        top2 = np.sort(ref, 1)[:, -2:]
+        dis = pred != ref.argmax(1)
+        return dis, dis & (top2[:, 1] - top2[:, 0] < step)
+
+    assert (base["disagreements"], base["disagreements_near_ties"]) == tuple(int(f.sum()) for f in flags(logits))
+    ref = logits.copy()
+    # Samples 0-2: a class other than the artifact's wins by a tenth of a step (near-ties); 3-4: by 100 steps.
+    for i, margin in enumerate([0.1, 0.1, 0.1, 100, 100]):
+        ref[i, (pred[i] + 1) % ref.shape[1]] = ref[i].max() + margin * step
+    metrics, _ = check(conv, pre, test.x, test.y, ref, tmp_path)
+    dis, near = flags(logits)
+    assert metrics["disagreements"] == int(dis[5:].sum()) + 5
+    assert metrics["disagreements_near_ties"] == int(near[5:].sum()) + 3
+
+
 def _bessel_student():
     import tensorflow as tf
     import tf_keras as keras

@@ -37,6 +37,15 @@ def check(converted, preprocessing: Preprocessing, x_raw, y, keras_logits, model
         "keras_accuracy": float(np.mean(ref == y)) if y is not None else None,
         "eval_samples": int(len(x_raw)),
     }
+    step = art.output.scale if art.output is not None else None
+    if step:
+        # Near-ties: the float student's top two logits are closer than one step of the int8 output, a
+        # difference the artifact cannot represent. They say whether disagreements come from the output's
+        # resolution (a less hesitant student helps) or from error inside the network (calibration helps).
+        top2 = np.sort(keras_logits, axis=1)[:, -2:]
+        near = (top2[:, 1] - top2[:, 0]) < step
+        metrics["disagreements"] = int(np.sum(pred != ref))
+        metrics["disagreements_near_ties"] = int(np.sum((pred != ref) & near))
     kind = "int8" if is_int8(art) else "float"
     metrics["threshold"] = THRESHOLDS[kind]
     passed = metrics["agreement_with_keras"] >= THRESHOLDS[kind]
@@ -58,7 +67,10 @@ def failure_reason(art) -> str:
     m = art.host_metrics
     reasons = []
     if m.get("agreement_with_keras") is not None and m["agreement_with_keras"] < m["threshold"]:
-        reasons.append(f"agrees with the Keras student on {100 * m['agreement_with_keras']:.2f}% of eval samples (needs {100 * m['threshold']:.1f}%)")
+        why = f"agrees with the Keras student on {100 * m['agreement_with_keras']:.2f}% of eval samples (needs {100 * m['threshold']:.1f}%)"
+        if m.get("disagreements"):
+            why += f"; {m['disagreements_near_ties']} of the {m['disagreements']} disagreements are near-ties closer than one int8 output step"
+        reasons.append(why)
     if m.get("max_drop_points") is not None and m["accuracy_drop_points"] > m["max_drop_points"] + 1e-9:
         reasons.append(f"loses {m['accuracy_drop_points']:.2f} accuracy points (at most {m['max_drop_points']:.1f})")
     return f"{art.format}: " + "; ".join(reasons or ["failed parity"])
