@@ -42,7 +42,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 STUDENT = "resnet:width=0.625,depth=3"
-METHODS = ["scratch", "kd", "at", "crd", "qat-kd", "multi", "progressive", "fitnet"]
+METHODS = ["scratch", "kd", "at", "fitnet", "crd", "qat-kd", "multi", "progressive"]  # progressive, the longest, last
 
 
 def main(argv=None):
