@@ -1,6 +1,6 @@
 """Benchmark 2: every distillation method on CIFAR-10 against the same student trained from scratch.
 
-    .venv/bin/python benchmarks/cifar_methods.py [--epochs 6] [--train-samples 50000] [--methods scratch,kd,at,...]
+    .venv/bin/python benchmarks/cifar_methods.py [--epochs 5] [--train-samples 50000] [--methods scratch,kd,at,...]
 
 The teacher is the ResNet-9 that benchmarks/cifar_common.py trains once (and reuses). The student is
 resnet:width=0.625,depth=3, the same ResNet-9 shape at 5/16 of its width (163,102 parameters, under 1/10
@@ -47,7 +47,7 @@ METHODS = ["scratch", "kd", "at", "fitnet", "crd", "qat-kd", "multi", "progressi
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--train-samples", type=int, default=50000, help="first N training images (a stratified shuffle is applied first)")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--batch-size", type=int, default=128)
