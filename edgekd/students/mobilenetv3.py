@@ -58,6 +58,22 @@ def resolutions(input_shape, mcu_safe: bool):
     return out
 
 
+def to_resolution(nn, x, spec, side: int):
+    """The image at the spec's resolution, and that resolution: average pooling by a whole factor on an
+    MCU-safe student (TFLite Micro has no resize), else a bilinear resize inside the model."""
+    resolution = spec.resolution or side
+    if resolution != side:
+        if spec.mcu_safe:
+            if side % resolution:
+                from ..errors import EdgekdError
+
+                raise EdgekdError(f"an MCU-safe student lowers resolution by whole factors only: {side} -> {resolution} is not one", f"pick a resolution that divides {side}")
+            x = nn.avg_pool(x, side // resolution, name="downsample")
+        else:
+            x = nn.resize(x, resolution, resolution, name="resize")
+    return x, resolution
+
+
 def _squeeze_excite(nn, x, channels: int):
     s = nn.global_pool(x, keepdims=True)
     s = nn.conv(s, max(8, channels // 4), 1, bn=False, activation="relu")
@@ -83,18 +99,7 @@ def _block(nn, x, expansion, out_ch, stride, use_se, name):
 
 def network(nn, spec, input_shape, num_classes):
     inputs = nn.input(input_shape)
-    x = inputs
-    side = int(input_shape[0])
-    resolution = spec.resolution or side
-    if resolution != side:
-        if spec.mcu_safe:
-            if side % resolution:
-                from ..errors import EdgekdError
-
-                raise EdgekdError(f"an MCU-safe student lowers resolution by whole factors only: {side} -> {resolution} is not one", f"pick a resolution that divides {side}")
-            x = nn.avg_pool(x, side // resolution, name="downsample")
-        else:
-            x = nn.resize(x, resolution, resolution, name="resize")
+    x, resolution = to_resolution(nn, inputs, spec, int(input_shape[0]))
     x = nn.conv(x, _channels(STEM_CHANNELS, spec.width), 3, 1 if resolution <= 32 else 2, name="stem", bn_momentum=BN_MOMENTUM)
     x = nn.hard_swish(x, name="stem_hs")
     size = resolution if resolution <= 32 else (resolution + 1) // 2

@@ -13,7 +13,7 @@ FULLY_CONNECTED, AVERAGE_POOL_2D) is in TFLite Micro's set.
 """
 from __future__ import annotations
 
-from .mobilenetv3 import resolutions  # noqa: F401  (the same input-resolution grid)
+from .mobilenetv3 import resolutions, to_resolution  # noqa: F401  (the same input-resolution grid)
 
 CHANNELS = (16, 32, 64, 128)  # prep, stage 1, stage 2, stage 3 at width 1
 WIDTHS = tuple(round(0.25 * 1.122 ** k, 3) for k in range(0, 25))
@@ -36,16 +36,7 @@ def network(nn, spec, input_shape, num_classes):
     if len(input_shape) != 3:
         raise EdgekdError(f"the resnet family takes (height, width, channels) images, not {tuple(input_shape)}", "use dscnn for audio and 1-D signals, mlp for flat features")
     inputs = nn.input(input_shape)
-    x = inputs
-    side = int(input_shape[0])
-    resolution = spec.resolution or side
-    if resolution != side:
-        if spec.mcu_safe:
-            if side % resolution:
-                raise EdgekdError(f"an MCU-safe student lowers resolution by whole factors only: {side} -> {resolution} is not one", f"pick a resolution that divides {side}")
-            x = nn.avg_pool(x, side // resolution, name="downsample")
-        else:
-            x = nn.resize(x, resolution, resolution, name="resize")
+    x, resolution = to_resolution(nn, inputs, spec, int(input_shape[0]))
     c = [_channels(base, spec.width) for base in CHANNELS]
     x = _cbr(nn, x, c[0], "prep")
     size = resolution
