@@ -53,6 +53,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--out", default=str(HERE / "out" / "cifar10" / "methods.json"))
+    parser.add_argument("--append", action="store_true", help="add to the rows already in --out (same teacher, student and config), e.g. to finish a cut-short run")
     args = parser.parse_args(argv)
 
     import cifar_common
@@ -85,6 +86,13 @@ def main(argv=None):
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip(),
         "rows": [],
     }
+    if args.append and out.exists():
+        before = json.loads(out.read_text())
+        same = ("teacher", "student", "config")
+        if any(before[k] != json.loads(json.dumps(record[k], default=str)) for k in same):
+            sys.exit(f"--append: {out} holds a run with another teacher, student or config; pick another --out")
+        record["rows"] = [r for r in before["rows"] if r["method"] not in args.methods.split(",")]
+        record["appended_to"] = before.get("commit")
     common = dict(data=train, val=test, student=STUDENT, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, progress=True, seed=0)
     plans = {
         "scratch": dict(teachers=teacher, method="kd", alpha=0.0),
