@@ -126,7 +126,7 @@ def build(
             if conv.artifact.verification != "not verified here":
                 parity_check(conv, pre, test.x[:n_eval], test.y[:n_eval], keras_logits, staging)
                 if conv.artifact.verification == "failed":
-                    raise ConversionError(f"{failure_reason(conv.artifact)}", "use more calibration data or a float format")
+                    raise ConversionError(f"{failure_reason(conv.artifact)}", "for int8, distil quantization-aware (`edgekd distill --qat`) and convert that student, or use a float format")
             converted[fmt] = conv
         files: Dict[str, Any] = {}
         for conv in converted.values():

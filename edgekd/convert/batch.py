@@ -208,7 +208,7 @@ def raise_for_failures(result: BatchResult) -> None:
     """After the bundle is written (so the numbers can be read), refuse to call a failed artifact a success."""
     if result.failed:
         reasons = "; ".join(failure_reason(c.artifact) for c in result.failed)
-        raise ConversionError(f"parity failed: {reasons}", f"see {result.out / PARITY_FILE}; use more calibration data or a float format")
+        raise ConversionError(f"parity failed: {reasons}", f"see {result.out / PARITY_FILE}; for int8, distil the student quantization-aware (`edgekd distill --qat`) and convert that, or use a float format")
 
 
 def summary_rows(result: BatchResult) -> List[Dict[str, Any]]:
