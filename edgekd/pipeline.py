@@ -16,7 +16,7 @@ from edgekd_runtime.drift import DRIFT_NAME, reference_json
 from . import __version__
 from .convert import Converted, convert
 from .convert.parity import check as parity_check
-from .convert.parity import failure_reason
+from .convert.parity import FAILURE_HINT, failure_reason
 from .data import Dataset, load_dataset, preprocessing_for
 from .distill import DistillResult, distill
 from .errors import ConversionError, DataError, TeacherError
@@ -126,7 +126,7 @@ def build(
             if conv.artifact.verification != "not verified here":
                 parity_check(conv, pre, test.x[:n_eval], test.y[:n_eval], keras_logits, staging)
                 if conv.artifact.verification == "failed":
-                    raise ConversionError(f"{failure_reason(conv.artifact)}", "for int8, distil quantization-aware (`edgekd distill --qat`) and convert that student, or use a float format")
+                    raise ConversionError(f"{failure_reason(conv.artifact)}", FAILURE_HINT)
             converted[fmt] = conv
         files: Dict[str, Any] = {}
         for conv in converted.values():

@@ -157,6 +157,8 @@ def test_bad_family_and_resolution_are_refused():
         size_student(load_profile("linux-x86"), (32, 32, 3), 10, family="vgg", verify=False)
     with pytest.raises(EdgekdError, match="whole factors"):
         student_cost(StudentSpec(width=1, depth=2, resolution=20, mcu_safe=True), (32, 32, 1), 10)
+    with pytest.raises(EdgekdError, match="at most 3 stages"):
+        student_cost(StudentSpec("resnet", width=1, depth=4), (32, 32, 3), 10)
 
 
 def test_cli_size_prints_each_budget_and_refuses_bad_input():

@@ -21,7 +21,7 @@ from edgekd_runtime import Manifest, Preprocessing, TensorSpec, write_bundle
 from ..errors import ConversionError, DataError, EdgekdError
 from . import Converted, convert, resolve_target
 from .parity import check as parity_check
-from .parity import failure_reason
+from .parity import FAILURE_HINT, failure_reason
 from .tflite import CALIBRATION_SAMPLES
 
 EVAL_SAMPLES = 1000
@@ -208,7 +208,7 @@ def raise_for_failures(result: BatchResult) -> None:
     """After the bundle is written (so the numbers can be read), refuse to call a failed artifact a success."""
     if result.failed:
         reasons = "; ".join(failure_reason(c.artifact) for c in result.failed)
-        raise ConversionError(f"parity failed: {reasons}", f"see {result.out / PARITY_FILE}; for int8, distil the student quantization-aware (`edgekd distill --qat`) and convert that, or use a float format")
+        raise ConversionError(f"parity failed: {reasons}", f"see {result.out / PARITY_FILE}; {FAILURE_HINT}")
 
 
 def summary_rows(result: BatchResult) -> List[Dict[str, Any]]:

@@ -34,12 +34,14 @@ def network(nn, spec, input_shape, num_classes):
 
     if len(input_shape) != 3:
         raise EdgekdError(f"the resnet family takes (height, width, channels) images, not {tuple(input_shape)}", "use dscnn for audio and 1-D signals, mlp for flat features")
+    if spec.depth > max(DEPTHS):
+        raise EdgekdError(f"the resnet family has at most {max(DEPTHS)} stages (got depth={spec.depth})", "widen it instead: raise width")
     inputs = nn.input(input_shape)
     x, resolution = to_resolution(nn, inputs, spec, int(input_shape[0]))
     c = [_channels(base, spec.width) for base in CHANNELS]
     x = _cbr(nn, x, c[0], "prep")
     size = resolution
-    for s in range(1, min(spec.depth, 3) + 1):
+    for s in range(1, spec.depth + 1):
         x = _cbr(nn, x, c[s], f"stage{s}_conv")
         if size >= 4:  # never pool below 2x2: tiny inputs (8x8 digits) keep some spatial detail
             x = nn.max_pool(x, 2, name=f"stage{s}_pool")
