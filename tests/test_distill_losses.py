@@ -30,17 +30,22 @@ def test_attention_map_and_loss_match_numpy():
     assert float(got) == pytest.approx(DEFAULT_BETA / 2 * expected, rel=1e-5)
 
 
-def test_hint_loss_is_mse_through_the_adapter():
+def test_hint_loss_is_mse_of_standardized_features_through_the_regressor():
     from edgekd.distill.fitnet import HintTerm, hint_loss
 
     rng = np.random.default_rng(1)
     s, t = rng.normal(size=(2, 3, 3, 4)).astype(np.float32), rng.normal(size=(2, 3, 3, 6)).astype(np.float32)
     assert float(hint_loss(t, t * 0.5)) == pytest.approx(np.mean((0.5 * t) ** 2), rel=1e-5)
+
+    def standardized(a):
+        return (a - a.mean(axis=(0, 1, 2))) / np.sqrt(a.var(axis=(0, 1, 2)) + 1e-3)
+
     term = HintTerm(0, "t0", student_channels=4, teacher_channels=6, beta=2.0)
     loss = term.loss({"t0": tf.constant(t)}, [tf.constant(s)], None)
     kernel = term.adapter.get_weights()[0].reshape(4, 6)  # a 1x1 convolution is a matrix over channels
-    assert float(loss) == pytest.approx(2.0 * np.mean((s @ kernel - t) ** 2), rel=1e-4)
-    assert HintTerm(0, "t0", 6, 6).adapter is None  # same width: no adapter
+    assert float(loss) == pytest.approx(2.0 * np.mean((standardized(s @ kernel) - standardized(t)) ** 2), rel=1e-4)
+    # The teacher's activation scale does not change the term (a raw MSE grew 10,000-fold here).
+    assert float(term.loss({"t0": tf.constant(100 * t + 3)}, [tf.constant(s)], None)) == pytest.approx(float(loss), rel=1e-3)
 
 
 def test_nce_loss_matches_the_crd_formula():

@@ -33,6 +33,10 @@ def test_kd_learns_and_alpha_zero_is_the_label_baseline(teacher_path, digits_spl
     assert kd.val_accuracy > 0.8
     assert kd.config["teacher_online"] is False and kd.result.teacher_seconds > 0
     assert len(kd.result.history) == 8 and all("val_acc" in h for h in kd.result.history)
+    # alpha=0 trains on labels alone: the teacher never runs, even with augmentation (which otherwise needs it online).
+    scratch = _run(teacher_path, digits_split, method="kd", alpha=0.0, augment="crop", epochs=4)
+    assert scratch.result.teacher_seconds == 0.0 and scratch.config["teacher_online"] is False
+    assert scratch.config["augment"] == "crop" and scratch.val_accuracy > 0.5
 
 
 def test_attention_transfer_pairs_layers_by_spatial_size(teacher_path, digits_split):

@@ -90,7 +90,7 @@ def distill(
         static["logits"] = teacher_logits
     if online_teacher is None and not ({"logits", "probs"} & set(static)):
         raise EdgekdError("no teacher targets: pass teacher_logits, targets with 'logits' or 'probs', or online_teacher")
-    if augment is not None and online_teacher is None:
+    if augment is not None and online_teacher is None and alpha > 0:
         raise EdgekdError("augmented inputs need the teacher online (cached soft labels describe the original images)",
                           "pass online_teacher, or turn augmentation off")
     n_out = student.output_shape[-1]
