@@ -1,0 +1,4 @@
+"""``python -m edgekd_runtime``: the CLI, for a device where the folder was copied rather than pip-installed."""
+from .cli import main
+
+main()
