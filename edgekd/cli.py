@@ -145,7 +145,7 @@ def distill(
     qat: bool = typer.Option(False, "--qat", help="quantization-aware: train the student wrapped by tfmot's quantize_model"),
     prune: Optional[float] = typer.Option(None, help="pruning-aware: target sparsity of Conv2D/Dense kernels, e.g. 0.5"),
     feature_layers: Optional[str] = typer.Option(None, help="fitnet/at pairs student_layer:teacher_layer,... (default: matched by spatial size)"),
-    beta: Optional[float] = typer.Option(None, help="weight of the feature term (fitnet 100, at 1000, crd 0.8)"),
+    beta: Optional[float] = typer.Option(None, help="weight of the feature term (fitnet 1, at 1000, crd 0.8)"),
     teacher_weights: Optional[str] = typer.Option(None, help="multi: one weight per teacher, e.g. 0.6,0.4 (default: from validation accuracy)"),
     teacher_classes: Optional[List[str]] = typer.Option(None, help="multi: per teacher, the classes it scores ('0-4', '5,6', 'all')"),
     augment: str = typer.Option("none", help="none | crop | crop-flip (random crops/flips each step)"),
