@@ -208,7 +208,7 @@ def run_distillation(
         if alpha == 0.0 and last:
             # Labels only: the teacher term weighs nothing, so the teacher is not run at all.
             config["teacher_online"] = False
-            return distill(student_model, x, y, np.zeros((len(x), num_classes), np.float32), desc=desc, **common, **final)
+            return distill(student_model, x, y, np.zeros((len(x), num_classes), np.float32), desc=f"{desc} labels only", **common, **final)
         if online and last:
             return distill(student_model, x, y, online_teacher=t.tf_logits, desc=desc, **common, **final)
         return distill(student_model, x, y, logits_of(t, x, data_fp), desc=desc, **common, **(final if last else {}))
