@@ -210,6 +210,20 @@ def test_engine_not_installed_exits_4(tiny_bundle, engine):
     assert proc.stderr.startswith("edgekd-runtime: error: ") and len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_python_dash_m_from_a_copied_runtime_folder(tiny_bundle, tmp_path):
+    """As on a device with a copied checkout: only the runtime folder on the path, exit codes kept."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "runtime")}
+    ok = subprocess.run([sys.executable, "-m", "edgekd_runtime", "info", tiny_bundle["path"]], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    missing = subprocess.run([sys.executable, "-m", "edgekd_runtime", "info", str(tmp_path / "nope")], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert missing.returncode != 0 and "bundle not found" in missing.stderr
+
+
 def test_profile_cli_prints_engine_threads_and_writes_a_versioned_report(tiny_bundle, tmp_path):
     out = tmp_path / "r.json"
     proc = run_cli("edgekd-runtime", "profile", tiny_bundle["path"], "--runs", "20", "--threads", "2", "--json", str(out))
