@@ -9,11 +9,13 @@ known exactly (x @ W + b), so every engine can be checked against numpy.
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import ROOT, run_cli
 
 N_TRAIN = 1400
 
@@ -212,11 +214,6 @@ def test_engine_not_installed_exits_4(tiny_bundle, engine):
 
 def test_python_dash_m_from_a_copied_runtime_folder(tiny_bundle, tmp_path):
     """As on a device with a copied checkout: only the runtime folder on the path, exit codes kept."""
-    import subprocess
-    import sys
-
-    from conftest import ROOT
-
     env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "runtime")}
     ok = subprocess.run([sys.executable, "-m", "edgekd_runtime", "info", tiny_bundle["path"]], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert ok.returncode == 0, ok.stderr

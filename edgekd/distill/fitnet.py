@@ -39,8 +39,6 @@ class HintTerm(keras.layers.Layer):
         # center/scale off: the target is standardized, so an affine output would only learn the identity.
         self.norm = keras.layers.BatchNormalization(center=False, scale=False, name=f"{self.name}_bn", dtype="float32")
 
-    def regress(self, student_features, training=True):
-        return self.norm(self.adapter(tf.cast(student_features, tf.float32)), training=training)
-
     def loss(self, targets, features, labels):
-        return self.beta * hint_loss(self.regress(features[self.index]), standardize(targets[self.key]))
+        regressed = self.norm(self.adapter(tf.cast(features[self.index], tf.float32)), training=True)
+        return self.beta * hint_loss(regressed, standardize(targets[self.key]))
