@@ -6,7 +6,8 @@ The teacher is the ResNet-9 that benchmarks/cifar_common.py trains once (and reu
 resnet:width=0.625,depth=3, the same ResNet-9 shape at 5/16 of its width (163,102 parameters, under 1/10
 of the teacher's 1,648,362). Every method trains it for the same
 number of epochs with the same optimizer, seed and data (by default no augmentation, so the teacher's outputs are
-cached once and shared; ``--augment crop-flip`` runs it online instead), and is scored on the 10,000 test images:
+cached once and shared; ``--augment crop-flip`` runs it online instead, and adding ``--teacher-mode cached``
+has it label ``--views`` fixed crops of every image once), and is scored on the 10,000 test images:
 
 - scratch: alpha=0, labels only;            - kd: Hinton KD, T=4, alpha=0.7;
 - at: attention transfer on every spatial size the two share, plus KD;
@@ -54,6 +55,9 @@ def main(argv=None):
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--augment", default="none", choices=["none", "crop", "crop-flip"],
                         help="random crops/flips each step; the teacher then runs online (scratch, kd, at, fitnet, crd, qat-kd only)")
+    parser.add_argument("--teacher-mode", default="auto", choices=["auto", "online", "cached"],
+                        help="with --augment: cached labels --views fixed crops per image once instead of running the teacher every step (scratch, kd, qat-kd, progressive)")
+    parser.add_argument("--views", type=int, default=8)
     parser.add_argument("--out", default=str(HERE / "out" / "cifar10" / "methods.json"))
     parser.add_argument("--append", action="store_true", help="add to the rows already in --out (same teacher, student and config), e.g. to finish a cut-short run")
     args = parser.parse_args(argv)
@@ -83,7 +87,8 @@ def main(argv=None):
         "teacher": {**teacher_info, "fingerprint": teacher.fingerprint},
         "student": STUDENT,
         "config": {"epochs": args.epochs, "train_samples": len(train), "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-                   "temperature": 4.0, "alpha": 0.7, "augmentation": args.augment, "val": "the 10,000 test images"},
+                   "temperature": 4.0, "alpha": 0.7, "augmentation": args.augment,
+                   **({"teacher_mode": "cached", "views": args.views} if args.teacher_mode == "cached" else {}), "val": "the 10,000 test images"},
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip(),
         "rows": [],
@@ -95,7 +100,8 @@ def main(argv=None):
             sys.exit(f"--append: {out} holds a run with another teacher, student or config; pick another --out")
         record["rows"] = [r for r in before["rows"] if r["method"] not in args.methods.split(",")]
         record["appended_to"] = before.get("commit")
-    common = dict(data=train, val=test, student=STUDENT, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, augment=args.augment, progress=True, seed=0)
+    common = dict(data=train, val=test, student=STUDENT, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, augment=args.augment,
+                  teacher_mode=args.teacher_mode, views=args.views, progress=True, seed=0)
     plans = {
         "scratch": dict(teachers=teacher, method="kd", alpha=0.0),
         "kd": dict(teachers=teacher, method="kd"),

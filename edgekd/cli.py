@@ -149,7 +149,8 @@ def distill(
     teacher_weights: Optional[str] = typer.Option(None, help="multi: one weight per teacher, e.g. 0.6,0.4 (default: from validation accuracy)"),
     teacher_classes: Optional[List[str]] = typer.Option(None, help="multi: per teacher, the classes it scores ('0-4', '5,6', 'all')"),
     augment: str = typer.Option("none", help="none | crop | crop-flip (random crops/flips each step)"),
-    teacher_mode: str = typer.Option("auto", help="auto | cached | online. auto caches the teacher's outputs once, and runs it online in every step only with --augment (cached outputs would describe un-augmented images)"),
+    teacher_mode: str = typer.Option("auto", help="auto | cached | online. auto caches the teacher's outputs once, and runs it online in every step only with --augment (cached outputs would describe un-augmented images). cached with --augment labels --views fixed crops of every image once: epochs then cost what scratch epochs cost (kd, progressive, self)"),
+    views: int = typer.Option(8, help="with --augment and --teacher-mode cached: labelled views per image, one drawn per image each epoch"),
     strategy: str = typer.Option("none", help="none | mirrored | multiworker (reads TF_CONFIG; run the same command on every worker)"),
     precision: str = typer.Option("float32", help="float32 | mixed_float16 (GPU only) | mixed_bfloat16 (CPUs with bf16 instructions)"),
     generations: int = typer.Option(1, help="self: born-again generations"),
@@ -170,7 +171,7 @@ def distill(
         teacher, data, student=student, profile=profile, method=method, val=val, unlabeled=unlabeled, temperature=temperature, alpha=alpha,
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, qat=qat, prune=prune, feature_layers=parse_pairs(feature_layers),
         beta=beta, teacher_weights=parse_floats(teacher_weights, "--teacher-weights"), teacher_classes=parse_classes(teacher_classes, len(teacher)),
-        augment=augment, teacher_mode=teacher_mode, strategy=strategy, precision=precision, generations=generations, max_gap=max_gap,
+        augment=augment, teacher_mode=teacher_mode, views=views, strategy=strategy, precision=precision, generations=generations, max_gap=max_gap,
         progress=not quiet, seed=seed,
     )
     for t in run.teachers:

@@ -129,11 +129,22 @@ def test_pruning_reaches_the_target_sparsity_and_is_stripped(teacher_path, digit
     assert run.val_accuracy > 0.5
 
 
-def test_augmentation_runs_the_teacher_online_and_cached_mode_refuses_it(teacher_path, digits_split):
+def test_augmentation_runs_the_teacher_online_by_default(teacher_path, digits_split):
     run = _run(teacher_path, digits_split, method="kd", augment="crop", epochs=6)
-    assert run.config["teacher_online"] is True and run.val_accuracy > 0.5
-    with pytest.raises(EdgekdError, match="cached teacher targets cannot follow augmented inputs"):
-        _run(teacher_path, digits_split, augment="crop", teacher_mode="cached")
+    assert run.config["teacher_online"] is True and run.config["views"] is None and run.val_accuracy > 0.5
+
+
+def test_cached_augmentation_labels_fixed_views_once(teacher_path, digits_split):
+    first = _run(teacher_path, digits_split, method="kd", augment="crop-flip", teacher_mode="cached", views=3, epochs=6)
+    assert first.config["teacher_online"] is False and first.config["views"] == 3 and first.val_accuracy > 0.5
+    assert first.result.config["augment"] is True and first.result.config["views"] == 3
+    again = _run(teacher_path, digits_split, method="kd", augment="crop-flip", teacher_mode="cached", views=3, epochs=1)
+    # The second run finds all three views' labels in the soft-label cache instead of running the teacher on them.
+    assert again.result.teacher_seconds < first.result.teacher_seconds / 2
+    with pytest.raises(EdgekdError, match="fitnet with --augment needs the teacher online"):
+        _run(teacher_path, digits_split, method="fitnet", augment="crop", teacher_mode="cached")
+    with pytest.raises(EdgekdError, match="--views must be at least 1"):
+        _run(teacher_path, digits_split, method="kd", augment="crop", teacher_mode="cached", views=0)
 
 
 def test_unlabeled_transfer_data_is_labelled_by_the_teacher(teacher_path, digits_split):

@@ -47,6 +47,7 @@ def distill(
     terms: Optional[Callable] = None,
     wrap: Optional[Callable] = None,
     augment: Optional[Callable] = None,
+    views=None,
     strategy=None,
     precision: Optional[str] = None,
     desc: Optional[str] = None,
@@ -57,7 +58,9 @@ def distill(
     Targets come cached — ``teacher_logits`` (N, classes) and/or ``targets`` (a dict of per-sample arrays:
     ``"logits"``, ``"probs"``, feature targets, ``"index"``) — or from ``online_teacher``, a callable run on
     every batch inside the graph (x -> logits or a dict), which ``augment`` (a tf function on a batch) requires:
-    targets cached for the original images would be wrong for augmented ones.
+    targets cached for the original images would be wrong for augmented ones. ``views`` is the cached alternative:
+    ``(Views, logits)`` with the teacher's logits (K, N, classes) on K fixed views of every image (see
+    :mod:`edgekd.distill.augment`); each epoch then trains every image on one of its views, drawn at random.
 
     ``terms(student) -> (terms, feature_outputs)`` adds feature losses; ``wrap(student, total_steps) ->
     (student, callbacks, finish)`` wraps the student for QAT or pruning; ``strategy`` is a tf.distribute
@@ -88,6 +91,13 @@ def distill(
     static: Dict[str, np.ndarray] = dict(targets or {})
     if teacher_logits is not None:
         static["logits"] = teacher_logits
+    if views is not None:
+        if augment is not None or online_teacher is not None or {"logits", "probs"} & set(static):
+            raise EdgekdError("views bring their own augmentation and teacher logits", "pass views alone, without augment, online_teacher or teacher_logits")
+        fixed, view_logits = views
+        if view_logits.shape[:2] != (fixed.count, len(x)):
+            raise EdgekdError(f"view logits are {view_logits.shape[:2]} but there are {fixed.count} views of {len(x)} samples", "label every view of every sample")
+        static["logits"] = view_logits[0]  # checked below like cached logits; the pipeline swaps in the drawn view's
     if online_teacher is None and not ({"logits", "probs"} & set(static)):
         raise EdgekdError("no teacher targets: pass teacher_logits, targets with 'logits' or 'probs', or online_teacher")
     if augment is not None and online_teacher is None and alpha > 0:
@@ -97,7 +107,7 @@ def distill(
     for key in ("logits", "probs"):
         if key in static and static[key].shape[1] != n_out:
             raise EdgekdError(f"teacher gives {static[key].shape[1]} classes but the student {n_out}", "build the student for the teacher's classes")
-        if key in static and not np.all(np.isfinite(static[key])):
+        if key in static and not np.all(np.isfinite(view_logits if views is not None and key == "logits" else static[key])):
             raise EdgekdError("the teacher's outputs contain NaN or Inf", "check the teacher on this data (and its preprocessing)")
     policy = resolve(precision)
 
@@ -106,8 +116,18 @@ def distill(
     steps = int(np.ceil(n / batch_size))
     y32 = y.astype(np.int32)
     static32 = {k: (v.astype(np.int32) if k == "index" else v.astype(np.float32)) for k, v in static.items()}
-    ds = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), (y32, static32) if static32 else y32))
-    ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    if views is not None:
+        from .augment import picker
+
+        # The logits slot carries each sample's index until the map swaps in the logits of the view it drew.
+        static32["logits"] = np.arange(n, dtype=np.int32)
+        choose = picker(*views)
+        ds = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), (y32, static32)))
+        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+        ds = ds.map(lambda xb, rest: _with_view(choose, xb, rest), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), (y32, static32) if static32 else y32))
+        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
     if augment is not None:
         ds = ds.map(lambda xb, rest: (augment(xb), rest), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.prefetch(tf.data.AUTOTUNE)
@@ -161,10 +181,17 @@ def distill(
         seconds_per_epoch=float(np.median(steady)),
         teacher_seconds=teacher_seconds,
         config={"method": "kd", "temperature": temperature, "alpha": alpha, "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
-                "seed": seed, "teacher_online": online_teacher is not None, "augment": augment is not None, "precision": policy or "float32",
+                "seed": seed, "teacher_online": online_teacher is not None, "augment": augment is not None or views is not None,
+                "views": views[0].count if views is not None else None, "precision": policy or "float32",
                 "strategy": type(strategy).__name__ if strategy is not None else None,
                 "replicas": int(strategy.num_replicas_in_sync) if strategy is not None else 1},
     )
+
+
+def _with_view(choose, xb, rest):
+    yb, static = rest
+    view, logits = choose(xb, static["logits"])
+    return view, (yb, {**static, "logits": logits})
 
 
 def rebuild(model, policy: Optional[str]):

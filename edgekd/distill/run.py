@@ -8,6 +8,7 @@ online: by default it does exactly when augmentation is on, because cached targe
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import shutil
@@ -18,15 +19,17 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ..data import Dataset, load_dataset, preprocessing_for, split, validate
 from ..errors import DataError, EdgekdError, TeacherError
 from ..teachers import CACHE_DIR, Teacher, check_teachers, data_fingerprint, fingerprint_weights, load_teacher, soft_labels
 from . import DistillResult, distill
+from .augment import KINDS as AUGMENTATIONS
+from .augment import fixed_views, online as online_augmenter
 from .losses import UNLABELED
 
 METHODS = ("kd", "fitnet", "at", "crd", "multi", "progressive", "self")
-AUGMENTATIONS = ("none", "crop", "crop-flip")
 TEACHER_MODES = ("auto", "cached", "online")
 FEATURE_CACHE_LIMIT = 512 << 20  # bytes of float16 feature targets kept in memory; above it the teacher runs online
 VAL_FRACTION = 0.1  # held out of the training data when no validation set is given
@@ -108,6 +111,7 @@ def run_distillation(
     teacher_classes: Optional[Sequence[Optional[Sequence[int]]]] = None,
     augment: str = "none",
     teacher_mode: str = "auto",
+    views: int = 8,
     strategy=None,
     precision: Optional[str] = None,
     generations: int = 1,
@@ -136,8 +140,13 @@ def run_distillation(
     if teacher_mode not in TEACHER_MODES:
         raise EdgekdError(f"unknown teacher mode {teacher_mode!r}", f"choose one of {', '.join(TEACHER_MODES)}")
     online = teacher_mode == "online" or (teacher_mode == "auto" and augment != "none")
-    if teacher_mode == "cached" and augment != "none":
-        raise EdgekdError("cached teacher targets cannot follow augmented inputs", "use --teacher-mode online (the default with augmentation) or --augment none")
+    # Cached targets with augmentation: the teacher labels `views` fixed augmented copies of every image once.
+    view_cache = teacher_mode == "cached" and augment != "none"
+    if view_cache and method not in ("kd", "progressive", "self"):
+        raise EdgekdError(f"{method} with --augment needs the teacher online: fixed views carry the teacher's logits only",
+                          "use --teacher-mode online (the default with augmentation), or --augment none")
+    if view_cache and views < 1:
+        raise EdgekdError(f"--views must be at least 1 (got {views})", "e.g. --views 8: each image gets 8 labelled crops")
     if prune is not None and not 0.0 < prune < 1.0:
         raise EdgekdError(f"--prune is a target sparsity within (0, 1) (got {prune})", "e.g. --prune 0.5")
     teacher_list = list(teachers) if isinstance(teachers, (list, tuple)) else [teachers]
@@ -185,9 +194,9 @@ def run_distillation(
     model = _student(student, profile, method, teacher, train.input_shape, num_classes, seed)
     common = dict(temperature=temperature, alpha=alpha, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                   val=(x_val, y_val), progress=progress, seed=seed, strategy=strategy, precision=precision)
-    final = dict(wrap=_wrapper(qat, prune), augment=_augmenter(augment, train.input_shape))
+    final = dict(wrap=_wrapper(qat, prune), augment=online_augmenter(augment, train.input_shape))
     config = {"method": method, "temperature": temperature, "alpha": alpha, "epochs": epochs, "batch_size": batch_size,
-              "learning_rate": learning_rate, "qat": qat, "prune": prune, "augment": augment, "teacher_online": online,
+              "learning_rate": learning_rate, "qat": qat, "prune": prune, "augment": augment, "teacher_online": online, "views": views if view_cache else None,
               "strategy": type(strategy).__name__ if strategy is not None else None, "precision": precision or "float32",
               "num_classes": num_classes, "input_shape": list(train.input_shape), "preprocessing": {"scale": pre.scale, "offset": pre.offset},
               "train_samples": int(np.sum(y != UNLABELED)), "unlabeled_samples": int(np.sum(y == UNLABELED)), "val_samples": len(val_set),
@@ -211,6 +220,11 @@ def run_distillation(
             return distill(student_model, x, y, np.zeros((len(x), num_classes), np.float32), desc=f"{desc} labels only", **common, **final)
         if online and last:
             return distill(student_model, x, y, online_teacher=t.tf_logits, desc=desc, **common, **final)
+        if view_cache and last:
+            fixed = fixed_views(augment, len(x), train.input_shape, views, seed)
+            labels = np.stack([logits_of(t, fixed.images(x, k), _view_fingerprint(data_fp, fixed.key(k)))
+                               for k in tqdm(range(fixed.count), desc="teacher labels views", unit="view", disable=not progress, leave=False)])
+            return distill(student_model, x, y, views=(fixed, labels), desc=f"{desc} {views} views", **common, wrap=final["wrap"])
         return distill(student_model, x, y, logits_of(t, x, data_fp), desc=desc, **common, **(final if last else {}))
 
     if method == "kd":
@@ -248,6 +262,10 @@ def run_distillation(
         teachers_info.append({**t.describe(), "val_accuracy": float(np.mean(pred[keep] == y_val[keep])) if keep.any() else None,
                               "params": int(t.keras_model.count_params()) if t.keras_model is not None else None})
     return DistillRun(student_model, result, config, teachers_info, val_acc, extra)
+
+
+def _view_fingerprint(data_fp: str, key: str) -> str:
+    return hashlib.sha256(f"{data_fp}:{key}".encode()).hexdigest()
 
 
 def _train_and_val(data, val, seed):
@@ -328,32 +346,6 @@ def _wrapper(qat: bool, prune: Optional[float]):
 
         return lambda student, steps: (pruning.prune_student(student, prune, steps), pruning.callbacks(), pruning.strip)
     return None
-
-
-def _augmenter(kind: str, input_shape):
-    """Random translations (reflect-padded crops of 1/8 of the side) and, for crop-flip, horizontal flips."""
-    if kind == "none":
-        return None
-    import tensorflow as tf
-
-    h, w = int(input_shape[0]), int(input_shape[1])
-    pad = max(1, h // 8)
-
-    def augment(xb):
-        padded = tf.pad(xb, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
-        n = tf.shape(xb)[0]
-        dy = tf.random.uniform([n], 0, 2 * pad + 1, dtype=tf.int32)
-        dx = tf.random.uniform([n], 0, 2 * pad + 1, dtype=tf.int32)
-        rows = dy[:, None] + tf.range(h)[None, :]
-        cols = dx[:, None] + tf.range(w)[None, :]
-        out = tf.gather(padded, rows, axis=1, batch_dims=1)
-        out = tf.gather(out, cols, axis=2, batch_dims=1)
-        if kind == "crop-flip":
-            flip = tf.random.uniform([n]) < 0.5
-            out = tf.where(flip[:, None, None, None], tf.reverse(out, axis=[2]), out)
-        return out
-
-    return augment
 
 
 def _find(student, name: str):
