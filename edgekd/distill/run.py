@@ -3,7 +3,8 @@
 Methods: kd (Hinton), fitnet (hints), at (attention transfer), crd (contrastive), multi (several teachers),
 progressive (through teacher assistants), self (born-again). ``qat`` and ``prune`` wrap the final student of any
 method. Teacher targets are cached on disk by (teacher fingerprint, data fingerprint) unless the teacher must run
-online: by default it does exactly when augmentation is on, because cached targets describe the un-augmented images.
+online: by default it does exactly when augmentation is on, because cached targets describe the un-augmented images;
+``teacher_mode="cached"`` with augmentation caches the teacher's targets on ``views`` fixed augmented views instead.
 """
 from __future__ import annotations
 
@@ -216,7 +217,7 @@ def run_distillation(
     def kd_from(t: Teacher, student_model, last: bool, desc: str):
         if alpha == 0.0 and last:
             # Labels only: the teacher term weighs nothing, so the teacher is not run at all.
-            config["teacher_online"] = False
+            config["teacher_online"], config["views"] = False, None
             return distill(student_model, x, y, np.zeros((len(x), num_classes), np.float32), desc=f"{desc} labels only", **common, **final)
         if online and last:
             return distill(student_model, x, y, online_teacher=t.tf_logits, desc=desc, **common, **final)
