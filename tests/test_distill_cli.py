@@ -45,6 +45,18 @@ def test_distill_refuses_a_missing_feature_layer_in_one_line(teacher_path, tmp_p
     assert not (tmp_path / "o").exists()
 
 
+def test_distill_with_cached_augmented_views(teacher_path, tmp_path):
+    common = ["edgekd", "distill", "--teacher", str(teacher_path), "--data", "digits", "--student", "mobilenetv3:width=0.5,depth=2",
+              "--augment", "crop-flip", "--teacher-mode", "cached", "--epochs", "2", "--quiet"]
+    proc = run_cli(*common, "--views", "2", "--out", str(tmp_path / "views"), env=_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((tmp_path / "views" / "distill.json").read_text())["config"]
+    assert config["views"] == 2 and config["augment"] == "crop-flip" and config["teacher_online"] is False
+    refused = run_cli(*common, "--method", "crd", "--out", str(tmp_path / "crd"), env=_env(tmp_path))
+    assert refused.returncode == 2 and "crd with --augment needs the teacher online" in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "crd").exists()
+
+
 def test_tune_prints_the_grid_and_writes_the_best_setting(teacher_path, tmp_path):
     out = tmp_path / "best.json"
     proc = run_cli("edgekd", "tune", "--teacher", str(teacher_path), "--data", "digits", "--student", "mobilenetv3:width=0.5,depth=2",
