@@ -65,3 +65,25 @@ def test_online_augmentation_keeps_shape_and_content():
     for o, img in zip(out, x):
         centre = o[4:28, 4:28]
         assert any(np.array_equal(centre, cand[dy : dy + 24, dx : dx + 24]) for cand in (img, img[:, ::-1]) for dy in range(9) for dx in range(9))
+
+
+def test_distill_checks_view_logits_before_training():
+    import tf_keras as keras
+
+    from edgekd.distill import distill
+    from edgekd.errors import EdgekdError
+
+    x = np.random.default_rng(0).random((20, 8, 8, 1)).astype(np.float32)
+    y = np.arange(20) % 3
+    student = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    views = fixed_views("crop", len(x), x.shape[1:], count=2)
+    good = np.zeros((2, 20, 3), np.float32)
+    cases = [
+        (dict(views=(views, good[:, :10])), "view logits are"),
+        (dict(views=(views, np.zeros((2, 20, 4), np.float32))), "teacher gives 4 classes but the student 3"),
+        (dict(views=(views, np.where(np.eye(20, 3, dtype=bool)[None], np.nan, good))), "NaN or Inf"),
+        (dict(views=(views, good), teacher_logits=good[0]), "views bring their own augmentation"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(EdgekdError, match=message):
+            distill(student, x, y, epochs=1, progress=False, **kwargs)

@@ -91,23 +91,23 @@ def distill(
     static: Dict[str, np.ndarray] = dict(targets or {})
     if teacher_logits is not None:
         static["logits"] = teacher_logits
+    outputs = {k: static[k] for k in ("logits", "probs") if k in static}  # the teacher's cached outputs, checked below
     if views is not None:
-        if augment is not None or online_teacher is not None or {"logits", "probs"} & set(static):
+        if augment is not None or online_teacher is not None or outputs:
             raise EdgekdError("views bring their own augmentation and teacher logits", "pass views alone, without augment, online_teacher or teacher_logits")
-        fixed, view_logits = views
-        if view_logits.shape[:2] != (fixed.count, len(x)):
-            raise EdgekdError(f"view logits are {view_logits.shape[:2]} but there are {fixed.count} views of {len(x)} samples", "label every view of every sample")
-        static["logits"] = view_logits[0]  # checked below like cached logits; the pipeline swaps in the drawn view's
-    if online_teacher is None and not ({"logits", "probs"} & set(static)):
+        fixed, outputs["logits"] = views
+        if outputs["logits"].shape[:2] != (fixed.count, len(x)):
+            raise EdgekdError(f"view logits are {outputs['logits'].shape[:2]} but there are {fixed.count} views of {len(x)} samples", "label every view of every sample")
+    if online_teacher is None and not outputs:
         raise EdgekdError("no teacher targets: pass teacher_logits, targets with 'logits' or 'probs', or online_teacher")
     if augment is not None and online_teacher is None and alpha > 0:
         raise EdgekdError("augmented inputs need the teacher online (cached soft labels describe the original images)",
                           "pass online_teacher, or turn augmentation off")
     n_out = student.output_shape[-1]
-    for key in ("logits", "probs"):
-        if key in static and static[key].shape[1] != n_out:
-            raise EdgekdError(f"teacher gives {static[key].shape[1]} classes but the student {n_out}", "build the student for the teacher's classes")
-        if key in static and not np.all(np.isfinite(view_logits if views is not None and key == "logits" else static[key])):
+    for values in outputs.values():
+        if values.shape[-1] != n_out:
+            raise EdgekdError(f"teacher gives {values.shape[-1]} classes but the student {n_out}", "build the student for the teacher's classes")
+        if not np.all(np.isfinite(values)):
             raise EdgekdError("the teacher's outputs contain NaN or Inf", "check the teacher on this data (and its preprocessing)")
     policy = resolve(precision)
 
@@ -117,17 +117,14 @@ def distill(
     y32 = y.astype(np.int32)
     static32 = {k: (v.astype(np.int32) if k == "index" else v.astype(np.float32)) for k, v in static.items()}
     if views is not None:
+        static32["view_index"] = np.arange(n, dtype=np.int32)
+    ds = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), (y32, static32) if static32 else y32))
+    ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    if views is not None:
         from .augment import picker
 
-        # The logits slot carries each sample's index until the map swaps in the logits of the view it drew.
-        static32["logits"] = np.arange(n, dtype=np.int32)
         choose = picker(*views)
-        ds = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), (y32, static32)))
-        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
         ds = ds.map(lambda xb, rest: _with_view(choose, xb, rest), num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        ds = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), (y32, static32) if static32 else y32))
-        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
     if augment is not None:
         ds = ds.map(lambda xb, rest: (augment(xb), rest), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.prefetch(tf.data.AUTOTUNE)
@@ -189,8 +186,10 @@ def distill(
 
 
 def _with_view(choose, xb, rest):
+    """One drawn view per sample, and in place of the sample's index the logits of that view."""
     yb, static = rest
-    view, logits = choose(xb, static["logits"])
+    static = dict(static)
+    view, logits = choose(xb, static.pop("view_index"))
     return view, (yb, {**static, "logits": logits})
 
 

@@ -1,9 +1,10 @@
 """Random crops and flips: drawn afresh every step, or fixed in advance as K views per image.
 
-Online, each step sees new crops, so the teacher has to run on every batch (about as costly as the student's own
-step on a CPU). Fixed views follow FKD (Shen & Xing, 2021): the teacher labels K crops of every image once, the
-crops are kept as offsets and a flip bit, and each epoch hands every image one of its K views with that view's
-soft labels, so an augmented distillation epoch costs what a scratch epoch costs.
+Online, each step sees new crops, so the teacher has to run on every batch (1.5x the epoch time of training
+without it, in benchmarks/augment_cost.py on 2 CPU cores). Fixed views follow FKD (Shen & Xing, 2021): the
+teacher labels K crops of every image once, the crops are kept as offsets and a flip bit, and each epoch hands
+every image one of its K views with that view's soft labels, so an augmented distillation epoch costs what a
+scratch epoch costs.
 """
 from __future__ import annotations
 
