@@ -27,3 +27,7 @@ class ConversionError(EdgekdError):
 
 class FitError(EdgekdError):
     """No candidate student fits the profile's budgets."""
+
+
+class BudgetError(EdgekdError):
+    """The time budget cannot hold even the smallest useful run."""

@@ -247,14 +247,25 @@ def fit_report(profile: DeviceProfile, spec: StudentSpec, cost: Cost, measured: 
     return FitReport(spec, cost, precision, usage, measured=measured)
 
 
-def candidates(profile: DeviceProfile, input_shape, family: str = "mobilenetv3") -> List[StudentSpec]:
-    """The search grid: every depth x input resolution x width of ``family``."""
+def candidates(profile: DeviceProfile, input_shape, family: Optional[str] = None, upscale: bool = False) -> List[StudentSpec]:
+    """The search grid: every depth x input resolution x width of ``family`` (default: the one for this input).
+
+    Resolutions above the data's own are tried only with ``upscale``: a 28-pixel digit resized to 196 pixels
+    inside the model costs 49x the compute and carries no more information.
+    """
+    family = family or default_family(input_shape)
     module = family_module(family)
     mcu = profile.device_class == "mcu"
+    side = _native_side(input_shape)
+    resolutions = [r for r in module.resolutions(tuple(input_shape), mcu) if upscale or r is None or side is None or r <= side]
     return [
         StudentSpec(family=family, width=w, depth=d, resolution=r, mcu_safe=mcu)
-        for d in module.DEPTHS for r in module.resolutions(tuple(input_shape), mcu) for w in module.WIDTHS
+        for d in module.DEPTHS for r in resolutions for w in module.WIDTHS
     ]
+
+
+def _native_side(input_shape) -> Optional[int]:
+    return int(input_shape[0]) if len(input_shape) >= 2 else None
 
 
 def _random_calibration(input_shape, n=8):
@@ -310,6 +321,36 @@ def measure_student(profile: DeviceProfile, spec: StudentSpec, input_shape, num_
     return out
 
 
+def priced(profile: DeviceProfile, input_shape, num_classes: int, family: str, upscale: bool = False) -> List[FitReport]:
+    """Every distinct candidate of ``family`` whose ops the profile's engine has, priced from its architecture."""
+    reports: List[FitReport] = []
+    skipped_ops = set()
+    seen = set()
+    for spec in candidates(profile, input_shape, family, upscale):
+        cost = student_cost(spec, input_shape, num_classes)
+        key = (spec.depth, spec.resolution, cost.params, cost.macs)
+        if key in seen:  # a wider multiplier that rounds to the same channel counts
+            continue
+        seen.add(key)
+        if profile.op_limits and not set(cost.op_kinds) <= set(profile.op_limits):
+            skipped_ops.update(set(cost.op_kinds) - set(profile.op_limits))
+            continue
+        reports.append(fit_report(profile, spec, cost))
+    if not reports:
+        raise FitError(f"every {family} candidate uses op(s) {', '.join(sorted(skipped_ops))} that {profile.name} lacks", "pick another family or add the ops to the profile's op_limits")
+    return reports
+
+
+def default_family(input_shape) -> str:
+    """images (H, W, C) -> mobilenetv3; signals and audio features (T, C) -> dscnn; flat features -> mlp."""
+    shape = tuple(int(v) for v in input_shape)
+    if len(shape) == 3 and min(shape[:2]) >= 4:
+        return "mobilenetv3"
+    if len(shape) in (2, 3):
+        return "dscnn"
+    return "mlp"
+
+
 # Candidates within this fraction of the most MACs that fit count as equally fast; among them the one
 # with the most parameters (capacity) wins. Without it, "most MACs" alone picks whichever shape happens
 # to land closest to the latency budget - often a shallow net at a huge input resolution.
@@ -330,10 +371,11 @@ def size_student(
     profile: DeviceProfile,
     input_shape,
     num_classes: int,
-    family: str = "mobilenetv3",
+    family: Optional[str] = None,
     max_params: Optional[int] = None,
     verify: bool = True,
     calibration=None,
+    upscale: bool = False,
 ) -> FitReport:
     """The largest candidate that fits every budget of ``profile`` (and ``max_params``): the most MACs,
     with near-ties (within 10%) going to the one with more parameters (see ``rank``).
@@ -343,21 +385,8 @@ def size_student(
     teacher: a student as big as the teacher is not a compression.
     """
     input_shape = tuple(int(v) for v in input_shape)
-    reports: List[FitReport] = []
-    skipped_ops = set()
-    seen = set()
-    for spec in candidates(profile, input_shape, family):
-        cost = student_cost(spec, input_shape, num_classes)
-        key = (spec.depth, spec.resolution, cost.params, cost.macs)
-        if key in seen:  # a wider multiplier that rounds to the same channel counts
-            continue
-        seen.add(key)
-        if profile.op_limits and not set(cost.op_kinds) <= set(profile.op_limits):
-            skipped_ops.update(set(cost.op_kinds) - set(profile.op_limits))
-            continue
-        reports.append(fit_report(profile, spec, cost))
-    if not reports:
-        raise FitError(f"every {family} candidate uses op(s) {', '.join(sorted(skipped_ops))} that {profile.name} lacks", "pick another family or add the ops to the profile's op_limits")
+    family = family or default_family(input_shape)
+    reports = priced(profile, input_shape, num_classes, family, upscale)
     fitting = rank([r for r in reports if r.fits and (max_params is None or r.cost.params <= max_params)])
     if not fitting:
         smallest = min(reports, key=lambda r: (r.cost.macs, r.cost.params))

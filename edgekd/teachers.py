@@ -344,15 +344,22 @@ def check_teachers(teachers: List[Teacher], x: np.ndarray, num_classes: int) -> 
             raise TeacherError(f"specialist {t.name} names classes outside 0..{num_classes - 1}: {t.classes}")
 
 
-def soft_labels(teacher: Teacher, x: np.ndarray, data_fingerprint: str, cache: bool = True) -> np.ndarray:
-    """Teacher logits for ``x``, computed once per (teacher, data) and kept on disk as float16."""
+def soft_labels(teacher: Teacher, x: np.ndarray, data_fingerprint: str, cache: bool = True, on_progress=None) -> np.ndarray:
+    """Teacher logits for ``x``, computed once per (teacher, data) and kept on disk as float16.
+    ``on_progress(fraction)`` is called as chunks are labelled."""
     path = CACHE_DIR / "soft_labels" / f"{teacher.fingerprint[:16]}-{data_fingerprint[:16]}.npy"
     if cache and path.is_file():
         logits = np.load(path).astype(np.float32)
         if logits.shape[0] == len(x):
             return logits
+    chunk = max(teacher.batch_size, 2048)
+    parts = []
+    for i in range(0, len(x), chunk):
+        parts.append(teacher.logits(x[i : i + chunk]))
+        if on_progress is not None:
+            on_progress(min(1.0, (i + chunk) / len(x)))
     # Round through float16 on every path so a cached run trains exactly like the first one.
-    logits = teacher.logits(x).astype(np.float16).astype(np.float32)
+    logits = (np.concatenate(parts) if parts else teacher.logits(x)).astype(np.float16).astype(np.float32)
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npy")

@@ -51,6 +51,9 @@ def distill(
     strategy=None,
     precision: Optional[str] = None,
     desc: Optional[str] = None,
+    patience: Optional[int] = None,
+    deadline: Optional[float] = None,
+    callbacks: Optional[List] = None,
 ) -> DistillResult:
     """Train ``student`` (a tf_keras model emitting logits) on preprocessed ``x`` against labels ``y``
     (``UNLABELED`` where unknown) and the teacher's targets.
@@ -77,6 +80,7 @@ def distill(
     from ..progress import ProgressBar
     from .distiller import Distiller
     from .precision import resolve
+    from .stopping import stopper
 
     if not 0.0 <= alpha <= 1.0:
         raise EdgekdError(f"alpha must be within [0, 1] (got {alpha})", "alpha weighs the teacher term; 0 trains on labels only")
@@ -153,9 +157,10 @@ def distill(
             distiller = Distiller(student, teacher=online_teacher, temperature=temperature, alpha=alpha, terms=term_list, feature_outputs=feature_outputs)
             distiller.compile(optimizer=keras.optimizers.Adam(schedule))
         timer = _EpochTimer()
+        stop = stopper(student, patience if val_ds is not None else None, deadline)
         label = desc or f"distill T={temperature:g} a={alpha:g}"
-        callbacks = [timer, ProgressBar(epochs, steps, desc=label, enabled=progress), *extra_callbacks]
-        fit = distiller.fit(ds, epochs=epochs, validation_data=val_ds, callbacks=callbacks, verbose=0)
+        fit_callbacks = [timer, stop, ProgressBar(epochs, steps, desc=label, enabled=progress), *extra_callbacks, *(callbacks or [])]
+        fit = distiller.fit(ds, epochs=epochs, validation_data=val_ds, callbacks=fit_callbacks, verbose=0)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     if finish is not None:
@@ -164,11 +169,13 @@ def distill(
         # Ship a plain float32 model: converters and runtimes expect one, and saving mirrored variables
         # would need every worker's participation.
         student = rebuild(student, None)
-    history = [{k: float(v[i]) for k, v in fit.history.items()} for i in range(epochs)]
+    ran = len(timer.seconds)
+    history = [{k: float(v[i]) for k, v in fit.history.items()} for i in range(ran)]
     for i, row in enumerate(history):
         row["epoch"] = i + 1
         row["seconds"] = timer.seconds[i]
-    val_acc = history[-1].get("val_acc") if history else None
+    stopping = stop.record()
+    val_acc = stopping["best_val_acc"] if stopping["best_val_acc"] is not None else (history[-1].get("val_acc") if history else None)
     # The first epoch carries graph tracing: report the steady-state cost.
     steady = timer.seconds[1:] or timer.seconds
     return DistillResult(
@@ -177,7 +184,7 @@ def distill(
         val_accuracy=val_acc,
         seconds_per_epoch=float(np.median(steady)),
         teacher_seconds=teacher_seconds,
-        config={"method": "kd", "temperature": temperature, "alpha": alpha, "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+        config={"method": "kd", "temperature": temperature, "alpha": alpha, "epochs": epochs, **stopping, "batch_size": batch_size, "learning_rate": learning_rate,
                 "seed": seed, "teacher_online": online_teacher is not None, "augment": augment is not None or views is not None,
                 "views": views[0].count if views is not None else None, "precision": policy or "float32",
                 "strategy": type(strategy).__name__ if strategy is not None else None,

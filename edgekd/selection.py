@@ -1,0 +1,288 @@
+"""Choosing the student: the smallest candidate that fits the device and keeps the teacher's accuracy.
+
+A device's budgets are a constraint, not a target. ``candidate_pool`` takes the students that fit every budget
+(at the data's own resolution, under a parameter cap relative to the teacher) and keeps a handful spread over
+sizes. ``tournament`` ranks them by successive halving on a validation split: every survivor trains a little
+more each round on the cached soft labels, and each round keeps the smallest candidates whose validation
+accuracy reaches the target (``retain`` x the teacher's, or the round's best less its noise when no one reaches
+it yet), then the most accurate of the rest. ``teacher_weight`` then picks alpha and T for the winner on the
+same split, labels-only included, so distillation never makes the student worse than training it alone.
+
+>>> from edgekd.profiles import load_profile                        # doctest: +SKIP
+>>> pool = candidate_pool(load_profile("cortex-m4f"), (28, 28, 1), 10, max_params=100_000)
+>>> [str(r.spec) for r in pool]
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .errors import FitError
+from .profiles import DeviceProfile
+from .sizing import FitReport, fit_report, measure_student, priced
+
+RETAIN = 0.97  # keep at least this fraction of the teacher's validation accuracy
+MAX_STUDENT_RATIO = 0.25  # a student has at most this fraction of the teacher's parameters
+POOL_SIZE = 6
+MIN_VAL_SAMPLES = 200  # fewer and one sample moves accuracy by more than half a point: too coarse to rank on
+MIN_ROUND_SAMPLES = 512  # fewest training samples a candidate sees in the first round
+VERIFY_ABOVE = 80.0  # candidates estimated above this % of any budget are converted and measured before training
+# (alpha, temperature) settings the teacher-weight duel compares; alpha 0 is the student trained from labels alone.
+TEACHER_SETTINGS = ((0.0, 4.0), (0.5, 4.0), (0.9, 4.0), (0.7, 2.0))
+
+
+@dataclass
+class TrainingSet:
+    """Preprocessed training and validation arrays with the teacher's cached logits for both."""
+
+    x: np.ndarray
+    y: np.ndarray
+    logits: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    val_logits: np.ndarray
+    input_shape: Tuple[int, ...]
+    num_classes: int
+
+    @property
+    def teacher_val_accuracy(self) -> float:
+        return float(np.mean(self.val_logits.argmax(1) == self.y_val))
+
+
+@dataclass
+class Entry:
+    report: FitReport
+    seconds_per_sample: float = 0.0
+    rounds: List[Dict[str, Any]] = field(default_factory=list)
+    out_in_round: Optional[int] = None
+    model: Any = None
+
+    @property
+    def size(self) -> Tuple[int, int]:
+        return (self.report.cost.params, self.report.cost.macs)
+
+    @property
+    def score(self) -> Optional[float]:
+        return self.rounds[-1]["val_acc"] if self.rounds else None
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"spec": str(self.report.spec), "params": self.report.cost.params, "macs": self.report.cost.macs,
+                "usage_percent": {k: round(u["percent"], 1) for k, u in self.report.usage.items()},
+                "seconds_per_sample": self.seconds_per_sample, "rounds": self.rounds, "out_in_round": self.out_in_round}
+
+
+@dataclass
+class Selection:
+    chosen: FitReport
+    how: str  # "tournament", "cost ranking" or "given"
+    reason: str
+    alpha: float
+    temperature: float
+    entries: List[Entry] = field(default_factory=list)
+    settings: List[Dict[str, Any]] = field(default_factory=list)
+    teacher_val_accuracy: Optional[float] = None
+    target: Optional[float] = None
+    seconds: float = 0.0
+    seconds_per_sample: float = 0.0
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"chosen": str(self.chosen.spec), "how": self.how, "reason": self.reason, "alpha": self.alpha,
+                "temperature": self.temperature, "teacher_val_accuracy": self.teacher_val_accuracy, "target": self.target,
+                "seconds": round(self.seconds, 1), "candidates": [e.to_dict() for e in self.entries], "teacher_settings": self.settings}
+
+
+def candidate_pool(profile: DeviceProfile, input_shape, num_classes: int, families: Sequence[str], max_params: Optional[int] = None,
+                   upscale: bool = False, count: int = POOL_SIZE, calibration=None) -> List[FitReport]:
+    """Up to ``count`` students that fit every budget of ``profile`` and ``max_params``, spread from the smallest
+    to the largest that fits (log-spaced in parameters), smallest first. Candidates estimated near a budget are
+    converted and measured; those the measurement puts over are dropped."""
+    input_shape = tuple(int(v) for v in input_shape)
+    fitting, everything = [], []
+    for family in families:
+        reports = priced(profile, input_shape, num_classes, family, upscale)
+        everything += reports
+        ok = [r for r in reports if r.fits and (max_params is None or r.cost.params <= max_params)]
+        native = [r for r in ok if r.spec.resolution is None]
+        # Lower resolutions only when nothing fits at the data's own.
+        fitting.append(native or ok)
+    if not any(fitting):
+        smallest = min(everything, key=lambda r: (r.cost.params, r.cost.macs))
+        misses = smallest.misses()
+        if not misses and max_params is not None:
+            misses = [f"parameters: the smallest candidate has {smallest.cost.params:,}, the cap is {max_params:,} "
+                      f"(--max-student-ratio of the teacher's)"]
+        raise FitError(f"no {'/'.join(families)} student fits profile {profile.name}; the smallest ({smallest.spec}) misses " + "; ".join(misses),
+                       "relax the profile's budgets, raise --max-student-ratio, or pick a smaller family")
+    per_family = max(1, math.ceil(count / sum(1 for f in fitting if f)))
+    picked: List[FitReport] = []
+    for reports in fitting:
+        picked += _spread(sorted(reports, key=lambda r: (r.cost.params, r.cost.macs)), per_family)
+    checked = []
+    for report in picked:
+        if max(u["percent"] for u in report.usage.values()) > VERIFY_ABOVE:
+            report = fit_report(profile, report.spec, report.cost, measure_student(profile, report.spec, input_shape, num_classes, calibration))
+            if not report.fits:
+                continue
+        checked.append(report)
+    if not checked:
+        raise FitError(f"every candidate near {profile.name}'s budgets misses them once converted: " + "; ".join(picked[-1].misses() or ["measured over"]),
+                       "relax the profile's budgets or pick a smaller family")
+    return sorted(checked, key=lambda r: (r.cost.params, r.cost.macs))[:count]
+
+
+def _spread(reports: List[FitReport], k: int) -> List[FitReport]:
+    """``k`` reports log-spaced in parameters between the first (smallest) and the last (largest)."""
+    if len(reports) <= k:
+        return list(reports)
+    lo, hi = math.log(reports[0].cost.params), math.log(reports[-1].cost.params)
+    logs = [math.log(r.cost.params) for r in reports]
+    out: List[FitReport] = []
+    for i in range(k):
+        target = lo + (hi - lo) * i / (k - 1)
+        best = min(range(len(reports)), key=lambda j: abs(logs[j] - target))
+        if reports[best] not in out:
+            out.append(reports[best])
+    return out
+
+
+class Trainee:
+    """A student and its compiled Distiller, kept across rounds so each round continues training without
+    tracing the graph again (tracing costs seconds; a round on a small split costs less)."""
+
+    def __init__(self, report: FitReport, data: "TrainingSet", alpha: float, temperature: float, seed: int = 0,
+                 learning_rate: float = 3e-3):
+        import tf_keras as keras
+
+        from .distill.distiller import Distiller
+        from .students import build_student
+
+        self.model = build_student(report.spec, data.input_shape, data.num_classes, seed=seed)
+        self.distiller = Distiller(self.model, temperature=temperature, alpha=alpha)
+        self.distiller.compile(optimizer=keras.optimizers.Adam(learning_rate))
+        self.data = data
+        self.seed = seed
+
+    def train(self, idx: np.ndarray, batch_size: int) -> float:
+        """One pass over the samples ``idx``; returns its seconds."""
+        import tensorflow as tf
+
+        d = self.data
+        ds = tf.data.Dataset.from_tensor_slices((d.x[idx], (d.y[idx].astype(np.int32), {"logits": d.logits[idx]})))
+        ds = ds.shuffle(len(idx), seed=self.seed).batch(batch_size).prefetch(2)
+        start = time.monotonic()
+        self.distiller.fit(ds, epochs=1, verbose=0)
+        return time.monotonic() - start
+
+    def val_accuracy(self) -> float:
+        return float(np.mean(self.model.predict(self.data.x_val, batch_size=512, verbose=0).argmax(1) == self.data.y_val))
+
+
+def probe_speed(reports: List[FitReport], data: TrainingSet, batch_size: int, seed: int = 0) -> Tuple[List[float], float]:
+    """Seconds per training sample of every report, from a few timed steps of the smallest and largest on this
+    host (log-log interpolation in MACs between them), and the seconds a first call spends tracing."""
+    ends = [reports[0]] if len(reports) == 1 else [min(reports, key=lambda r: r.cost.macs), max(reports, key=lambda r: r.cost.macs)]
+    idx = np.arange(min(len(data.x), batch_size * 4))
+    measured = []
+    for report in ends:
+        trainee = Trainee(report, data, alpha=0.5, temperature=4.0, seed=seed)
+        first = trainee.train(idx, batch_size)
+        second = min(trainee.train(idx, batch_size), first)
+        measured.append((max(report.cost.macs, 1), max(second, 1e-4) / len(idx), max(0.0, first - second)))
+    trace = max(m[2] for m in measured)
+    if len(measured) == 1 or measured[0][0] == measured[1][0]:
+        return [measured[0][1]] * len(reports), trace
+    (m0, s0, _), (m1, s1, _) = measured
+    slope = min(1.0, max(0.0, math.log(max(s1, 1e-9) / max(s0, 1e-9)) / math.log(m1 / m0)))
+    return [s0 * (max(r.cost.macs, 1) / m0) ** slope for r in reports], trace
+
+
+def rounds_plan(k: int) -> List[int]:
+    """Survivors per round of successive halving: 6 -> [6, 3, 2]; the last round picks between two."""
+    plan = [k]
+    while plan[-1] > 2:
+        plan.append(math.ceil(plan[-1] / 2))
+    return plan if k > 1 else []
+
+
+def first_round_samples(k: int, seconds: float, per_sample: float, trace: float, n_val: int) -> int:
+    """Samples per candidate in round 0 so that all rounds (round r trains 2^r times as many) fit ``seconds``."""
+    plan = rounds_plan(k)
+    calls = sum(plan)
+    work = sum(size * 2 ** r for r, size in enumerate(plan))
+    # Each candidate traces its graph once; every call scores the validation split (about a third of a training
+    # pass per sample).
+    fixed = k * trace + calls * n_val * per_sample / 3
+    return int(max(0.0, seconds - fixed) / (per_sample * work)) if work else 0
+
+
+def tournament(entries: List[Entry], data: TrainingSet, seconds: float, retain: float, alpha: float, temperature: float,
+               batch_size: int, trace: float = 0.0, seed: int = 0, advance: Optional[Callable[[float, str], None]] = None) -> Entry:
+    """Successive halving over ``entries`` within ``seconds``; returns the winner.
+
+    Each round keeps half: first the smallest of those whose validation accuracy reaches the round's threshold
+    (``retain`` x the teacher's, or the round's best less two standard errors when that is lower), then the most
+    accurate of the rest. Survivors keep their weights from round to round and train on twice the samples.
+    """
+    per_sample = float(np.mean([e.seconds_per_sample for e in entries]))
+    plan = rounds_plan(len(entries))
+    n0 = first_round_samples(len(entries), seconds, per_sample, trace, len(data.x_val))
+    target = retain * data.teacher_val_accuracy
+    order = np.random.default_rng(seed).permutation(len(data.x))
+    survivors = sorted(entries, key=lambda e: e.size)
+    for e in survivors:
+        e.model = Trainee(e.report, data, alpha, temperature, seed=seed)
+    total_work = sum(size * 2 ** r for r, size in enumerate(plan))
+    done_work = 0.0
+    for r, _ in enumerate(plan):
+        n = max(batch_size, int(n0 * 2 ** r))
+        idx = np.resize(order, n) if n > len(order) else order[:n]
+        for e in survivors:
+            start = time.monotonic()
+            e.model.train(idx, batch_size)
+            acc = e.model.val_accuracy()
+            e.rounds.append({"round": r, "samples": int(n), "val_acc": acc, "seconds": round(time.monotonic() - start, 2)})
+            done_work += 2 ** r
+            if advance is not None:
+                advance(done_work / total_work, f"round {r + 1}/{len(plan)} {e.report.spec} val_acc {acc:.4f}")
+        best = max(e.score for e in survivors)
+        noise = 2 * math.sqrt(max(best * (1 - best), 1e-4) / len(data.y_val))
+        threshold = min(target, best - noise)
+        eligible = sorted([e for e in survivors if e.score >= threshold], key=lambda e: e.size)
+        rest = sorted([e for e in survivors if e.score < threshold], key=lambda e: -e.score)
+        ranked = eligible + rest
+        for e in survivors:
+            e.rounds[-1]["threshold"] = round(threshold, 4)
+        keep = len(ranked) if r == len(plan) - 1 else math.ceil(len(ranked) / 2)
+        for e in ranked[keep:]:
+            e.out_in_round = r
+        survivors = ranked[:keep]
+    for e in entries:
+        e.model = None  # free the candidates; the winner is trained afresh
+    return survivors[0]
+
+
+def teacher_weight(report: FitReport, data: TrainingSet, samples: int, batch_size: int, seed: int = 0,
+                   settings: Sequence[Tuple[float, float]] = TEACHER_SETTINGS, advance: Optional[Callable[[float, str], None]] = None) -> List[Dict[str, Any]]:
+    """Train ``report``'s student afresh (same initial weights, same samples) under each (alpha, T) for one pass
+    over ``samples`` samples and score it on the validation split; rows in the order of ``settings``."""
+    idx = np.random.default_rng(seed + 1).permutation(len(data.x))
+    idx = np.resize(idx, samples) if samples > len(idx) else idx[:samples]
+    rows = []
+    for i, (alpha, temperature) in enumerate(settings):
+        start = time.monotonic()
+        trainee = Trainee(report, data, alpha, temperature, seed=seed)
+        trainee.train(idx, batch_size)
+        acc = trainee.val_accuracy()
+        rows.append({"alpha": alpha, "temperature": temperature, "samples": int(samples), "val_acc": acc, "seconds": round(time.monotonic() - start, 2)})
+        if advance is not None:
+            advance((i + 1) / len(settings), f"alpha={alpha:g} T={temperature:g} val_acc {acc:.4f}")
+    return rows
+
+
+def best_setting(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """The most accurate setting; on a tie, the first listed (labels alone come first: no teacher, no risk)."""
+    return max(rows, key=lambda r: (r["val_acc"], -rows.index(r)))
