@@ -42,26 +42,43 @@ def build(
     data: str = typer.Option(..., help="training data: .npz with x and y, an image folder, or 'digits'"),
     eval: str = typer.Option(..., "--eval", help="evaluation data, same forms as --data"),
     profile: str = typer.Option(..., help="device profile name or YAML path"),
-    out: Path = typer.Option(..., help="bundle folder to write"),
-    student: Optional[str] = typer.Option(None, help="student spec (e.g. mobilenetv3:width=0.5); default: sized to the profile"),
-    temperature: float = typer.Option(4.0, help="softmax temperature T"),
-    alpha: float = typer.Option(0.7, help="weight of the teacher term (0 = labels only)"),
-    epochs: int = typer.Option(30),
+    out: Path = typer.Option(..., help="bundle folder to write (the trained Keras student goes to OUT.student/)"),
+    time_budget: str = typer.Option("20m", help="wall time for the whole build: labels, student choice, training, conversion (e.g. 20m, 1h, 90s)"),
+    student: Optional[str] = typer.Option(None, help="student spec (e.g. mobilenetv3:width=0.5); default: the smallest that fits the profile and keeps --retain of the teacher"),
+    family: Optional[str] = typer.Option(None, help="student family to choose from (default: by input shape and profile)"),
+    retain: float = typer.Option(0.97, help="keep at least this fraction of the teacher's validation accuracy"),
+    max_student_ratio: float = typer.Option(0.25, help="largest student, as a fraction of the teacher's parameters"),
+    upscale: bool = typer.Option(False, "--upscale", help="also try input resolutions above the data's own"),
+    formats: Optional[str] = typer.Option(None, help="comma-separated formats (default: the profile's), e.g. tflite-int8,tflite-fp32"),
+    qat: bool = typer.Option(True, "--qat/--no-qat", help="when int8 misses the parity bounds, fine-tune quantization-aware within the budget"),
+    temperature: Optional[float] = typer.Option(None, help="softmax temperature T (default: chosen on the validation split)"),
+    alpha: Optional[float] = typer.Option(None, help="weight of the teacher term, 0 = labels only (default: chosen on the validation split)"),
+    epochs: int = typer.Option(30, help="most epochs; training stops earlier on --patience or the budget"),
+    patience: int = typer.Option(3, help="epochs without a better validation accuracy before stopping"),
+    strict: bool = typer.Option(False, "--strict", help="exit non-zero when the bundle keeps less than --retain of the teacher's accuracy"),
     zip: bool = typer.Option(False, "--zip", help="also pack the bundle as a .zip"),
     force: bool = typer.Option(False, help="replace an existing --out"),
     quiet: bool = typer.Option(False, help="no progress bars"),
     sign: Optional[Path] = typer.Option(None, help="ed25519 private key (from `edgekd bundle keygen`) to sign the bundle with"),
 ):
-    """Distil a student for PROFILE, convert it, verify it with the runtime, and write the bundle."""
+    """Distil the smallest student that fits PROFILE within a time budget, convert it, verify it, write the bundle."""
     from .pipeline import build as run_build
 
-    result = run_build(teacher, data, eval, profile, out, student=student, temperature=temperature, alpha=alpha, epochs=epochs, make_zip=zip, force=force, progress=not quiet, sign_key=sign)
+    result = run_build(teacher, data, eval, profile, out, student=student, family=family, retain=retain, max_student_ratio=max_student_ratio,
+                       upscale=upscale, formats=[f.strip() for f in formats.split(",")] if formats else None, qat=qat,
+                       temperature=temperature, alpha=alpha, epochs=epochs, patience=patience, time_budget=time_budget, strict=strict,
+                       make_zip=zip, force=force, progress=not quiet, sign_key=sign)
     for conv in result.converted:
         art = conv.artifact
         m = art.host_metrics
         detail = f"accuracy {100 * m['accuracy']:.2f}%, agreement {100 * m['agreement_with_keras']:.2f}%" if m else art.verification
-        typer.echo(f"{art.format:14s} {art.bytes:>9d} bytes  {detail}")
-    typer.echo(f"teacher accuracy {100 * result.teacher_accuracy:.2f}%, student (Keras) {100 * result.student_accuracy:.2f}%")
+        typer.echo(f"{art.format:14s} {art.bytes:>9d} bytes  {detail}  [{art.verification}]")
+    s = result.extra["summary"]
+    typer.echo(f"student {result.spec}: {result.fit.cost.params:,} params, {result.fit.cost.macs:,} MACs")
+    if s["bundle_accuracy"] is not None:
+        typer.echo(f"on the same {s['eval_samples']} eval samples: teacher {100 * s['teacher_accuracy']:.2f}%, bundle {100 * s['bundle_accuracy']:.2f}% "
+                   f"({s['percent_of_teacher']:.1f}% of the teacher)")
+    typer.echo(f"time: {result.extra['seconds']['total']:.0f} s; Keras student and distill.json: {result.extra['student_dir']}")
     typer.echo(f"bundle: {result.bundle}")
 
 
@@ -156,6 +173,8 @@ def distill(
     generations: int = typer.Option(1, help="self: born-again generations"),
     max_gap: float = typer.Option(10.0, help="progressive: largest teacher/student parameter ratio per step"),
     seed: int = typer.Option(0),
+    time_budget: str = typer.Option("20m", help="wall time for the whole run; training stops before it ends (e.g. 20m, 1h, 90s)"),
+    patience: int = typer.Option(3, help="epochs without a better validation accuracy before stopping (0: train every epoch)"),
     force: bool = typer.Option(False, help="replace an existing --out"),
     quiet: bool = typer.Option(False, help="no progress bars"),
 ):
@@ -172,7 +191,7 @@ def distill(
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, qat=qat, prune=prune, feature_layers=parse_pairs(feature_layers),
         beta=beta, teacher_weights=parse_floats(teacher_weights, "--teacher-weights"), teacher_classes=parse_classes(teacher_classes, len(teacher)),
         augment=augment, teacher_mode=teacher_mode, views=views, strategy=strategy, precision=precision, generations=generations, max_gap=max_gap,
-        progress=not quiet, seed=seed,
+        progress=not quiet, seed=seed, time_budget=time_budget, patience=patience or None,
     )
     for t in run.teachers:
         acc = f"{100 * t['val_accuracy']:.2f}%" if t.get("val_accuracy") is not None else "-"
@@ -213,24 +232,42 @@ def tune(
 @app.command()
 def size(
     profile: str = typer.Option(..., help="device profile name or YAML path"),
-    input_shape: str = typer.Option(..., help="H,W,C (or a single length for tabular data)"),
-    classes: int = typer.Option(..., help="number of classes"),
-    family: str = typer.Option("mobilenetv3", help="mobilenetv3 (images on phones, MCUs), resnet (images on GPUs, desktop CPUs), dscnn (audio, 1-D signals) or mlp (tabular)"),
+    input_shape: Optional[str] = typer.Option(None, help="H,W,C (or T,C for signals, or a single length for tabular data); read from --data when given"),
+    classes: Optional[int] = typer.Option(None, help="number of classes (read from --data when given)"),
+    family: Optional[str] = typer.Option(None, help="mobilenetv3 (images on phones, MCUs), resnet (images on GPUs, desktop CPUs), dscnn (audio, 1-D signals) or mlp (tabular); default: by input shape"),
+    upscale: bool = typer.Option(False, "--upscale", help="also try input resolutions above the data's own"),
+    data: Optional[str] = typer.Option(None, help="labelled data: rank the fitting students by accuracy (a short tournament) instead of by cost"),
+    teacher: Optional[Path] = typer.Option(None, help="with --data: the teacher whose soft labels the tournament trains on and whose accuracy sets the target"),
+    time_budget: str = typer.Option("5m", help="with --data: wall time for the tournament"),
+    retain: float = typer.Option(0.97, help="with --data: the accuracy target, a fraction of the teacher's"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the fit report here"),
     verify: bool = typer.Option(True, help="convert the best candidates and check measured size and memory"),
 ):
-    """Find the largest student of FAMILY that fits every budget of PROFILE."""
+    """Without --data: the largest student of FAMILY that fits every budget of PROFILE. With --data (and --teacher):
+    the smallest fitting student that keeps --retain of the teacher's accuracy, ranked by a short tournament."""
     from .errors import EdgekdError
     from .profiles import load_profile
     from .sizing import size_student
 
+    if data is not None:
+        from .ranking import rank_by_accuracy
+
+        if teacher is None:
+            raise EdgekdError("--data ranks students against a teacher's accuracy", "pass --teacher too")
+        ranked = rank_by_accuracy(load_profile(profile), teacher, data, family=family, upscale=upscale, time_budget=time_budget, retain=retain)
+        typer.echo(ranked.table())
+        if json_out:
+            json_out.write_text(json.dumps(ranked.to_dict(), indent=2))
+        return
+    if input_shape is None or classes is None:
+        raise EdgekdError("size needs --input-shape and --classes (or --data and --teacher)", "e.g. --input-shape 32,32,3 --classes 10")
     try:
         shape = tuple(int(v) for v in input_shape.split(","))
     except ValueError:
         raise EdgekdError(f"--input-shape {input_shape!r} is not a comma-separated list of integers", "e.g. --input-shape 32,32,3")
     if not shape or any(v <= 0 for v in shape) or classes < 2:
         raise EdgekdError(f"--input-shape {input_shape!r} / --classes {classes}: sizes must be positive and classes at least 2", "e.g. --input-shape 32,32,3 --classes 10")
-    report = size_student(load_profile(profile), shape, classes, family=family, verify=verify)
+    report = size_student(load_profile(profile), shape, classes, family=family, verify=verify, upscale=upscale)
     typer.echo(f"student {report.spec}: {report.cost.params} params, {report.cost.macs} MACs ({report.precision}), best of {report.searched} candidates")
     for key, u in report.usage.items():
         source = f"measured; estimate {u['estimate']:.4g}" if u["source"] == "measured" else "estimate"

@@ -35,7 +35,7 @@ from .distill.stopping import PATIENCE
 from .errors import BudgetError, DataError, EdgekdError, FitError, TeacherError
 from .profiles import DeviceProfile, load_profile
 from .selection import (MAX_STUDENT_RATIO, MIN_ROUND_SAMPLES, MIN_VAL_SAMPLES, RETAIN, TEACHER_SETTINGS, Entry, Selection,
-                        TrainingSet, best_setting, candidate_pool, first_round_samples, probe_speed, teacher_weight, tournament)
+                        TrainingSet, best_setting, candidate_pool, fit_schedule, probe_speed, teacher_weight, tournament)
 from .sizing import FitReport, default_family, fit_report, measure_student, model_cost, student_cost
 from .students import StudentSpec, build_student
 from .teachers import Teacher, data_fingerprint, load_teacher, soft_labels
@@ -196,15 +196,17 @@ def build(
         choose = False
     elif choose:
         tournament_seconds = SHARES["tournament"] * free
-        while len(entries) > 1 and first_round_samples(len(entries), tournament_seconds, float(np.mean([e.seconds_per_sample for e in entries])), trace, len(x_val)) < MIN_ROUND_SAMPLES:
-            entries = _thin(entries)
+        entries, tournament_seconds = fit_schedule(entries, tournament_seconds, trace, len(x_val), len(x_train))
         if len(entries) < 2:
             say(f"warning: a budget of {format_seconds(clock.total)} is too small to rank candidates on accuracy "
                 f"(each needs {MIN_ROUND_SAMPLES} samples a round); choosing by cost")
             choose, tournament_seconds, entries = False, 0.0, [Entry(r, s) for r, s in zip(pool, speeds)]
     tune = alpha is None and (student is not None or choose) and not val_note
     if tune:
-        duel_seconds = SHARES["teacher weight"] * free
+        # One pass over the training data per setting at most: enough to see which teacher weight helps.
+        slowest = max(e.seconds_per_sample for e in entries)
+        duel_seconds = min(SHARES["teacher weight"] * free,
+                           len(TEACHER_SETTINGS) * (trace + slowest * (len(x_train) + len(x_val) / 3)))
     train_seconds = max(0.0, free - tournament_seconds - duel_seconds - qat_seconds)
     job.plan("student choice", tournament_seconds + duel_seconds)
     job.plan("training", train_seconds)
@@ -240,8 +242,8 @@ def build(
     settings: List[Dict[str, Any]] = []
     if tune:
         per = max(0.0, duel_seconds - len(TEACHER_SETTINGS) * (trace + len(x_val) * winner.seconds_per_sample / 3))
-        samples = int(per / max(1e-9, winner.seconds_per_sample * len(TEACHER_SETTINGS)))
-        if samples >= MIN_ROUND_SAMPLES:
+        samples = min(len(x_train), int(per / max(1e-9, winner.seconds_per_sample * len(TEACHER_SETTINGS))))
+        if samples >= min(MIN_ROUND_SAMPLES, len(x_train)):
             base = tournament_seconds / max(1e-6, tournament_seconds + duel_seconds)
             settings = teacher_weight(winner.report, tset, samples, batch_size, seed,
                                       advance=lambda f, note: job.update(base + (1 - base) * f, note))
@@ -403,14 +405,6 @@ def _check_ops(profile: DeviceProfile, report: FitReport) -> None:
         if missing:
             raise FitError(f"student {report.spec} uses op(s) {', '.join(missing)} that {profile.name}'s engine lacks",
                            "use an MCU-safe spec (mcu_safe=1) or another family, or leave --student out to size one")
-
-
-def _thin(entries: List[Entry]) -> List[Entry]:
-    """Fewer candidates, still spanning the sizes: drop the one nearest the middle."""
-    if len(entries) <= 2:
-        return entries[:1] if len(entries) == 2 else entries
-    middle = len(entries) // 2
-    return entries[:middle] + entries[middle + 1:]
 
 
 def _by_cost(entries: List[Entry], epoch_seconds: Callable[[Entry], float], train_seconds: float) -> Entry:

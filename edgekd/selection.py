@@ -29,7 +29,8 @@ RETAIN = 0.97  # keep at least this fraction of the teacher's validation accurac
 MAX_STUDENT_RATIO = 0.25  # a student has at most this fraction of the teacher's parameters
 POOL_SIZE = 6
 MIN_VAL_SAMPLES = 200  # fewer and one sample moves accuracy by more than half a point: too coarse to rank on
-MIN_ROUND_SAMPLES = 512  # fewest training samples a candidate sees in the first round
+MIN_ROUND_SAMPLES = 1024  # fewest training samples a candidate sees in the first round
+MIN_LAST_ROUND = 4096  # the last round may repeat a small training set up to this many samples
 VERIFY_ABOVE = 80.0  # candidates estimated above this % of any budget are converted and measured before training
 # (alpha, temperature) settings the teacher-weight duel compares; alpha 0 is the student trained from labels alone.
 TEACHER_SETTINGS = ((0.0, 4.0), (0.5, 4.0), (0.9, 4.0), (0.7, 2.0))
@@ -208,9 +209,13 @@ def rounds_plan(k: int) -> List[int]:
     return plan if k > 1 else []
 
 
-def first_round_samples(k: int, seconds: float, per_sample: float, trace: float, n_val: int) -> int:
-    """Samples per candidate in round 0 so that all rounds (round r trains 2^r times as many) fit ``seconds``."""
+def first_round_samples(k: int, seconds: float, per_sample: float, trace: float, n_val: int, n_train: Optional[int] = None) -> int:
+    """Samples per candidate in round 0 so that all rounds (round r trains 2^r times as many) fit ``seconds``,
+    and the last round is no more than one pass over the ``n_train`` training samples (more ranks no better)."""
     plan = rounds_plan(k)
+    if n_train is not None and plan:
+        cap = math.ceil(max(n_train, MIN_LAST_ROUND) / 2 ** (len(plan) - 1))
+        return min(cap, first_round_samples(k, seconds, per_sample, trace, n_val))
     calls = sum(plan)
     work = sum(size * 2 ** r for r, size in enumerate(plan))
     # Each candidate traces its graph once; every call scores the validation split (about a third of a training
@@ -229,7 +234,7 @@ def tournament(entries: List[Entry], data: TrainingSet, seconds: float, retain: 
     """
     per_sample = float(np.mean([e.seconds_per_sample for e in entries]))
     plan = rounds_plan(len(entries))
-    n0 = first_round_samples(len(entries), seconds, per_sample, trace, len(data.x_val))
+    n0 = first_round_samples(len(entries), seconds, per_sample, trace, len(data.x_val), len(data.x))
     target = retain * data.teacher_val_accuracy
     order = np.random.default_rng(seed).permutation(len(data.x))
     survivors = sorted(entries, key=lambda e: e.size)
@@ -249,7 +254,9 @@ def tournament(entries: List[Entry], data: TrainingSet, seconds: float, retain: 
             if advance is not None:
                 advance(done_work / total_work, f"round {r + 1}/{len(plan)} {e.report.spec} val_acc {acc:.4f}")
         best = max(e.score for e in survivors)
-        noise = 2 * math.sqrt(max(best * (1 - best), 1e-4) / len(data.y_val))
+        # Two standard errors of an accuracy near the target: the margin within which the split cannot tell two apart.
+        p = min(target, best) if best > 0.5 * target else target
+        noise = 2 * math.sqrt(max(p * (1 - p), 1e-4) / len(data.y_val))
         threshold = min(target, best - noise)
         eligible = sorted([e for e in survivors if e.score >= threshold], key=lambda e: e.size)
         rest = sorted([e for e in survivors if e.score < threshold], key=lambda e: -e.score)
@@ -286,3 +293,29 @@ def teacher_weight(report: FitReport, data: TrainingSet, samples: int, batch_siz
 def best_setting(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
     """The most accurate setting; on a tie, the first listed (labels alone come first: no teacher, no risk)."""
     return max(rows, key=lambda r: (r["val_acc"], -rows.index(r)))
+
+
+def schedule_seconds(k: int, n0: int, per_sample: float, trace: float, n_val: int) -> float:
+    """Predicted seconds of a tournament of ``k`` candidates starting at ``n0`` samples."""
+    plan = rounds_plan(k)
+    work = sum(size * 2 ** r for r, size in enumerate(plan))
+    return k * trace + sum(plan) * n_val * per_sample / 3 + work * n0 * per_sample
+
+
+def fit_schedule(entries: List[Entry], seconds: float, trace: float, n_val: int, n_train: int) -> Tuple[List[Entry], float]:
+    """The candidates a tournament of ``seconds`` can rank (dropping middle sizes until the first round gets
+    MIN_ROUND_SAMPLES each) and the seconds its schedule will really use. Fewer than two: no tournament."""
+    def speed():
+        return float(np.mean([e.seconds_per_sample for e in entries]))
+
+    entries = list(entries)
+    while len(entries) > 1 and first_round_samples(len(entries), seconds, speed(), trace, n_val) < MIN_ROUND_SAMPLES:
+        if len(entries) == 2:
+            entries = entries[:1]
+        else:
+            middle = len(entries) // 2
+            entries = entries[:middle] + entries[middle + 1:]
+    if len(entries) < 2:
+        return entries, 0.0
+    n0 = first_round_samples(len(entries), seconds, speed(), trace, n_val, n_train)
+    return entries, min(seconds, schedule_seconds(len(entries), n0, speed(), trace, n_val))

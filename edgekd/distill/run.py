@@ -121,6 +121,8 @@ def run_distillation(
     cache: bool = True,
     progress: bool = True,
     seed: int = 0,
+    time_budget="20m",
+    patience: Optional[int] = 3,
 ) -> DistillRun:
     """Distil ``teachers`` (paths, Keras models, callables or :class:`Teacher`; several for ``multi``) into a student.
 
@@ -128,12 +130,17 @@ def run_distillation(
     or a tf_keras model; or ``profile`` to size one for a device; ``self`` defaults to the teacher's architecture.
     ``data``/``val``/``unlabeled``: paths or :class:`Dataset`; without ``val``, 10% of ``data`` is held out.
     ``feature_layers``: (student layer, teacher layer) pairs for fitnet/at; default: matched by spatial size.
+    ``epochs`` is a cap: training stops after ``patience`` epochs without a better validation accuracy (best weights
+    kept; None trains every epoch) and before ``time_budget`` ("20m", seconds; None: no limit) runs out, counted
+    from this call.
 
     >>> run = run_distillation("teacher.keras", "train.npz", student="mobilenetv3:width=0.5", method="at", epochs=10)  # doctest: +SKIP
     >>> run.save("out/at")
     """
+    from ..budget import Budget, parse_duration
     from .distributed import make_strategy
 
+    clock = Budget(parse_duration(time_budget)) if time_budget is not None else None
     if method not in METHODS:
         raise EdgekdError(f"unknown method {method!r}", f"choose one of {', '.join(METHODS)}")
     if augment not in AUGMENTATIONS:
@@ -194,14 +201,16 @@ def run_distillation(
 
     model = _student(student, profile, method, teacher, train.input_shape, num_classes, seed)
     common = dict(temperature=temperature, alpha=alpha, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                  val=(x_val, y_val), progress=progress, seed=seed, strategy=strategy, precision=precision)
+                  val=(x_val, y_val), progress=progress, seed=seed, strategy=strategy, precision=precision,
+                  patience=patience, deadline=clock.deadline if clock is not None else None)
     final = dict(wrap=_wrapper(qat, prune), augment=online_augmenter(augment, train.input_shape))
     config = {"method": method, "temperature": temperature, "alpha": alpha, "epochs": epochs, "batch_size": batch_size,
               "learning_rate": learning_rate, "qat": qat, "prune": prune, "augment": augment, "teacher_online": online, "views": views if view_cache else None,
               "strategy": type(strategy).__name__ if strategy is not None else None, "precision": precision or "float32",
               "num_classes": num_classes, "input_shape": list(train.input_shape), "preprocessing": {"scale": pre.scale, "offset": pre.offset},
               "train_samples": int(np.sum(y != UNLABELED)), "unlabeled_samples": int(np.sum(y == UNLABELED)), "val_samples": len(val_set),
-              "data_fingerprint": data_fp, "seed": seed, "student": _describe_student(student, profile)}
+              "data_fingerprint": data_fp, "seed": seed, "student": _describe_student(student, profile),
+              "time_budget_seconds": clock.total if clock is not None else None, "patience": patience}
     extra: Dict[str, Any] = {}
     t_seconds = 0.0
 
@@ -312,7 +321,7 @@ def _student(student, profile, method, teacher: Teacher, input_shape, num_classe
         from ..profiles import load_profile
         from ..sizing import size_student
 
-        cap = int(teacher.keras_model.count_params() * 0.5) if teacher.keras_model is not None else None
+        cap = int(teacher.keras_model.count_params() * 0.25) if teacher.keras_model is not None else None
         return build_student(size_student(load_profile(profile), input_shape, num_classes, max_params=cap).spec, input_shape, num_classes, seed=seed)
     if isinstance(student, keras.Model):
         return student

@@ -1,0 +1,104 @@
+"""Issue 12's MNIST target: `edgekd build` for every device profile, each within the default time budget.
+
+    .venv/bin/python benchmarks/mnist_teacher.py     # once: trains the teacher (benchmarks/out/mnist/teacher.keras)
+    .venv/bin/python benchmarks/mnist_build.py       # every profile, one after another (~1-2 h on 2 cores)
+    .venv/bin/python benchmarks/mnist_build.py --profiles cortex-m4f,raspberry-pi-4 --time-budget 20m
+
+Each build runs as a user would run it (the `edgekd build` command, default budget unless --time-budget), then
+`edgekd-runtime profile` measures the bundle's primary artifact on this machine's engine over the bundle's eval
+samples. Writes benchmarks/out/mnist/builds.json (and copies it to benchmarks/results/mnist_build.json) and prints
+the Markdown table: profile, chosen student, params, MACs, minutes, device-runtime accuracy, % of the teacher.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+OUT = HERE / "out" / "mnist"
+DATA = ROOT.parent / "shared" / "data"
+PROFILES = ("android-midrange", "iphone", "raspberry-pi-4", "jetson-nano", "linux-x86", "cortex-m7", "cortex-m4f")
+BIN = Path(sys.executable).parent
+
+
+def run_one(profile: str, budget: str | None) -> dict:
+    out = OUT / "builds" / profile
+    cmd = [str(BIN / "edgekd"), "build", "--teacher", str(OUT / "teacher.keras"), "--data", str(DATA / "mnist_train.npz"),
+           "--eval", str(DATA / "mnist_test.npz"), "--profile", profile, "--out", str(out), "--force"]
+    if budget:
+        cmd += ["--time-budget", budget]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    minutes = (time.monotonic() - start) / 60
+    row = {"profile": profile, "command": " ".join(cmd), "exit_code": proc.returncode, "minutes": round(minutes, 2)}
+    if proc.returncode != 0:
+        row["error"] = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        return row
+    report_path = out.parent / f"{profile}.report.json"
+    prof = subprocess.run([str(BIN / "edgekd-runtime"), "profile", str(out), "--runs", "100", "--json", str(report_path)], capture_output=True, text=True)
+    record = json.loads((Path(str(out) + ".student") / "distill.json").read_text())
+    manifest = json.loads((out / "manifest.json").read_text())
+    summary = record["summary"]
+    row.update(
+        student=record["student"]["spec"], params=record["student"]["params"], macs=record["student"]["macs"],
+        primary=manifest["artifacts"][0]["format"], teacher_accuracy=summary["teacher_accuracy"], eval_samples=summary["eval_samples"],
+        selection=record["selection"]["how"], reason=record["selection"]["reason"], alpha=record["selection"]["alpha"],
+        temperature=record["selection"]["temperature"], epochs_run=record["config"].get("epochs_run"), stopped=record["config"].get("stopped"),
+        seconds=record["seconds"], notes=summary["notes"],
+    )
+    if prof.returncode == 0:
+        report = json.loads(report_path.read_text())
+        row.update(runtime_accuracy=report["accuracy"], runtime_engine=report["runtime"]["engine"],
+                   percent_of_teacher=100 * report["accuracy"] / summary["teacher_accuracy"])
+    else:
+        row["runtime_error"] = (prof.stderr.strip().splitlines() or ["?"])[-1]
+    return row
+
+
+def table(rows) -> str:
+    lines = ["| profile | chosen student | params | MACs | minutes | accuracy (device runtime) | % of teacher | stopped |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["exit_code"] != 0:
+            lines.append(f"| {r['profile']} | failed: {r.get('error', '')} | | | {r['minutes']:.1f} | | | |")
+            continue
+        acc = f"{100 * r['runtime_accuracy']:.2f}% ({r['primary']}, {r['runtime_engine']})" if "runtime_accuracy" in r else r.get("runtime_error", "-")
+        pct = f"{r['percent_of_teacher']:.1f}%" if "percent_of_teacher" in r else "-"
+        lines.append(f"| {r['profile']} | `{r['student']}` | {r['params']:,} | {r['macs']:,} | {r['minutes']:.1f} | {acc} | {pct} | "
+                     f"{r['epochs_run']} epochs, {r['stopped']} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profiles", default=",".join(PROFILES))
+    ap.add_argument("--time-budget", default=None, help="default: edgekd build's own default")
+    args = ap.parse_args(argv)
+    if not (OUT / "teacher.keras").exists():
+        print("no teacher: run benchmarks/mnist_teacher.py first", file=sys.stderr)
+        return 2
+    teacher = json.loads((OUT / "teacher.json").read_text())
+    rows = []
+    results = OUT / "builds.json"
+    for profile in args.profiles.split(","):
+        print(f"== {profile}", flush=True)
+        rows.append(run_one(profile, args.time_budget))
+        print(json.dumps({k: v for k, v in rows[-1].items() if k not in ("command", "seconds")}), flush=True)
+        doc = {"teacher": teacher, "time_budget": args.time_budget or "default", "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+               "date": time.strftime("%Y-%m-%d"), "rows": rows}
+        results.write_text(json.dumps(doc, indent=2))
+    (HERE / "results").mkdir(exist_ok=True)
+    shutil.copyfile(results, HERE / "results" / "mnist_build.json")
+    print(table(rows))
+    return 0 if all(r["exit_code"] == 0 for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

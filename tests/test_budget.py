@@ -1,0 +1,168 @@
+"""Issue 12: the build finishes. Time budgets, early stopping, the student tournament and the do-no-harm teacher weight,
+on scikit-learn's digits within CI's time."""
+import json
+import time
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+
+
+def test_durations_parse_and_bad_ones_name_the_format():
+    from edgekd.budget import parse_duration
+    from edgekd.errors import EdgekdError
+
+    assert parse_duration("20m") == 1200
+    assert parse_duration("1h30m") == 5400
+    assert parse_duration("90s") == 90
+    assert parse_duration("45") == 45
+    for bad in ("soon", "-5m", "0", "5 parsecs"):
+        with pytest.raises(EdgekdError, match="20m"):
+            parse_duration(bad)
+
+
+def test_job_bar_counts_planned_seconds_across_phases():
+    from edgekd.budget import JobProgress
+
+    job = JobProgress(enabled=False)
+    job.plan("labels", 10)
+    job.plan("training", 30)
+    job.begin("labels")
+    job.update(0.5)
+    assert job.bar.n == pytest.approx(5)
+    job.end()
+    job.begin("training")
+    job.update(0.5)
+    assert job.bar.n == pytest.approx(25) and job.bar.total == pytest.approx(40)
+    job.end()  # early stop: the phase is credited in full, the bar reaches the end
+    assert job.bar.n == pytest.approx(40)
+    job.close()
+
+
+def _digits_arrays(digits_split):
+    from edgekd.data import preprocessing_for
+
+    train, test = digits_split
+    pre = preprocessing_for(train)
+    return pre.apply(train.x), train.y, pre.apply(test.x), test.y
+
+
+def test_early_stopping_stops_on_patience_and_keeps_the_best_epoch(digits_split):
+    from edgekd.distill import distill
+    from edgekd.students import StudentSpec, build_student
+
+    x, y, xv, yv = _digits_arrays(digits_split)
+    # Validation labels the student cannot learn: its accuracy on them stops improving at once.
+    yv_noise = np.random.default_rng(0).integers(0, 10, len(yv))
+    model = build_student(StudentSpec.parse("mlp:width=0.5,depth=1"), x.shape[1:], 10)
+    result = distill(model, x, y, np.zeros((len(x), 10), np.float32), alpha=0.0, epochs=30, val=(xv, yv_noise), patience=2, progress=False)
+    cfg = result.config
+    assert cfg["epochs_run"] < 30 and cfg["stopped"].startswith("no better val_acc for 2")
+    assert len(result.history) == cfg["epochs_run"]
+    best = max(h["val_acc"] for h in result.history)
+    assert cfg["kept_epoch"] == 1 + [h["val_acc"] for h in result.history].index(best)
+    kept = float(np.mean(model.predict(xv, verbose=0).argmax(1) == yv_noise))
+    assert kept == pytest.approx(best, abs=1e-6)  # the best epoch's weights are the ones returned
+
+
+def test_deadline_stops_before_an_epoch_that_would_overrun(digits_split):
+    from edgekd.distill import distill
+    from edgekd.students import StudentSpec, build_student
+
+    x, y, xv, yv = _digits_arrays(digits_split)
+    model = build_student(StudentSpec.parse("mobilenetv3:width=0.5,depth=2"), x.shape[1:], 10)
+    start = time.monotonic()
+    result = distill(model, x, y, np.zeros((len(x), 10), np.float32), alpha=0.0, epochs=200, val=(xv, yv), progress=False,
+                     deadline=start + 12.0)
+    assert result.config["stopped"] == "time budget"
+    assert time.monotonic() - start < 12.0 * 1.1 + 2.0  # the first epoch carries graph tracing
+
+
+def test_pool_is_at_native_resolution_under_the_cap_and_spread_over_sizes():
+    from edgekd.profiles import load_profile
+    from edgekd.selection import candidate_pool
+
+    pool = candidate_pool(load_profile("raspberry-pi-4"), (28, 28, 1), 10, ["mobilenetv3"], max_params=100_000)
+    assert 3 <= len(pool) <= 6
+    assert all(r.spec.resolution is None for r in pool)  # no 7x upscaling of 28-pixel digits
+    assert all(r.cost.params <= 100_000 and r.fits for r in pool)
+    params = [r.cost.params for r in pool]
+    assert params == sorted(params) and params[-1] > 5 * params[0]
+
+
+def test_rounds_halve_and_the_schedule_fits_its_seconds():
+    from edgekd.selection import first_round_samples, rounds_plan, schedule_seconds
+
+    assert rounds_plan(6) == [6, 3, 2] and rounds_plan(2) == [2] and rounds_plan(1) == []
+    n0 = first_round_samples(6, 60.0, 1e-4, 1.0, 200)
+    assert schedule_seconds(6, n0, 1e-4, 1.0, 200) <= 60.0
+    assert first_round_samples(6, 60.0, 1e-4, 1.0, 200, n_train=10_000) == 2500  # last round: one pass (4 x 2500)
+
+
+def test_tournament_keeps_the_smallest_that_reaches_the_target(digits_split):
+    from edgekd.profiles import load_profile
+    from edgekd.selection import Entry, TrainingSet, fit_report, student_cost, tournament
+    from edgekd.students import StudentSpec
+
+    x, y, xv, yv = _digits_arrays(digits_split)
+    onehot = np.eye(10, dtype=np.float32)[y] * 8.0
+    prof = load_profile("linux-x86")
+    specs = ["mlp:width=0.125,depth=1", "mlp:width=0.5,depth=1", "mlp:width=1,depth=2", "mlp:width=2,depth=2"]
+    entries = [Entry(fit_report(prof, StudentSpec.parse(s), student_cost(StudentSpec.parse(s), x.shape[1:], 10)), 1e-4) for s in specs]
+    data = TrainingSet(x, y, onehot, xv, yv, np.eye(10, dtype=np.float32)[yv], tuple(x.shape[1:]), 10)
+    # A teacher at 100% and retain 0.5: every mlp reaches 50% after a pass or two, so the smallest wins.
+    winner = tournament(entries, data, 30.0, 0.5, 0.5, 4.0, 64)
+    assert str(winner.report.spec) == specs[0]
+    assert all(e.rounds for e in entries) and all(r["val_acc"] >= 0.0 for e in entries for r in e.rounds)
+    out = [e for e in entries if e.out_in_round is not None]
+    assert len(out) == 2 and all(e.out_in_round == 0 for e in out)
+
+
+def test_best_teacher_setting_prefers_labels_alone_on_a_tie():
+    from edgekd.selection import best_setting
+
+    rows = [{"alpha": 0.0, "val_acc": 0.97}, {"alpha": 0.5, "val_acc": 0.97}, {"alpha": 0.9, "val_acc": 0.95}]
+    assert best_setting(rows)["alpha"] == 0.0
+    rows[2]["val_acc"] = 0.98
+    assert best_setting(rows)["alpha"] == 0.9
+
+
+def test_budget_too_small_names_the_minimum(tmp_path, teacher_path):
+    proc = run_cli("edgekd", "build", "--teacher", str(teacher_path), "--data", "digits", "--eval", "digits", "--profile", "cortex-m7",
+                   "--out", str(tmp_path / "o"), "--time-budget", "3s", "--quiet")
+    assert proc.returncode == 2, proc.stderr
+    assert "cannot hold one epoch" in proc.stderr and "--time-budget" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o.student").exists()
+
+
+def test_size_takes_a_one_dimensional_signal(tmp_path):
+    proc = run_cli("edgekd", "size", "--profile", "raspberry-pi-4", "--input-shape", "40,1", "--classes", "4", "--no-verify")
+    assert proc.returncode == 0, proc.stderr
+    assert "dscnn" in proc.stdout
+
+
+def test_build_within_budget_chooses_by_tournament_and_records_why(phone_build):
+    """The session's phone build (conftest): a tournament, a teacher weight chosen on validation, early stopping,
+    the Keras student saved beside the bundle, and every figure of the summary on the same eval samples."""
+    sel = phone_build.extra["selection"]
+    assert sel.how == "tournament" and len(sel.entries) >= 2 and sel.reason
+    assert {s["alpha"] for s in sel.settings} >= {0.0, 0.5, 0.9}
+    assert phone_build.extra["seconds"]["total"] <= 1.1 * 150
+    cfg = phone_build.distillation.config
+    assert cfg["epochs_run"] >= 1 and cfg["stopped"] and cfg["patience"] == 3
+    record = json.loads((phone_build.extra["student_dir"] / "distill.json").read_text())
+    assert record["selection"]["chosen"] == str(phone_build.spec)
+    assert (phone_build.extra["student_dir"] / "student" / "saved_model.pb").exists()
+    summary = phone_build.extra["summary"]
+    assert summary["eval_samples"] == len(digits_eval(phone_build)) == phone_build.primary.host_metrics["eval_samples"]
+    assert summary["bundle_accuracy"] == phone_build.primary.host_metrics["accuracy"]
+    # Do no harm: the chosen setting is the best on validation, labels alone included.
+    best = max(s["val_acc"] for s in sel.settings)
+    assert [s for s in sel.settings if s["alpha"] == sel.alpha and s["temperature"] == sel.temperature][0]["val_acc"] == best
+
+
+def digits_eval(build):
+    from edgekd_runtime import Bundle
+
+    return Bundle.open(str(build.bundle)).load_eval()[0]
