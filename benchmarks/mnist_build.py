@@ -1,12 +1,12 @@
 """Issue 12's MNIST target: `edgekd build` for every device profile, each within the default time budget.
 
-    .venv/bin/python benchmarks/mnist_teacher.py     # once: trains the teacher (benchmarks/out/mnist/teacher.keras)
+    .venv/bin/python benchmarks/mnist_teacher.py     # once: trains the teacher (benchmarks/out/mnist_build/teacher.keras)
     .venv/bin/python benchmarks/mnist_build.py       # every profile, one after another (~1-2 h on 2 cores)
     .venv/bin/python benchmarks/mnist_build.py --profiles cortex-m4f,raspberry-pi-4 --time-budget 20m
 
 Each build runs as a user would run it (the `edgekd build` command, default budget unless --time-budget), then
 `edgekd-runtime profile` measures the bundle's primary artifact on this machine's engine over the bundle's eval
-samples. Writes benchmarks/out/mnist/builds.json (and copies it to benchmarks/results/mnist_build.json) and prints
+samples. Writes benchmarks/out/mnist_build/builds.json (and copies it to benchmarks/results/mnist_build.json) and prints
 the Markdown table: profile, chosen student, params, MACs, minutes, device-runtime accuracy, % of the teacher.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-OUT = HERE / "out" / "mnist"
+OUT = HERE / "out" / "mnist_build"
 DATA = ROOT.parent / "shared" / "data"
 PROFILES = ("android-midrange", "iphone", "raspberry-pi-4", "jetson-nano", "linux-x86", "cortex-m7", "cortex-m4f")
 BIN = Path(sys.executable).parent

@@ -71,12 +71,12 @@ def test_deadline_stops_before_an_epoch_that_would_overrun(digits_split):
     from edgekd.students import StudentSpec, build_student
 
     x, y, xv, yv = _digits_arrays(digits_split)
-    model = build_student(StudentSpec.parse("mobilenetv3:width=0.5,depth=2"), x.shape[1:], 10)
-    start = time.monotonic()
-    result = distill(model, x, y, np.zeros((len(x), 10), np.float32), alpha=0.0, epochs=200, val=(xv, yv), progress=False,
-                     deadline=start + 12.0)
-    assert result.config["stopped"] == "time budget"
-    assert time.monotonic() - start < 12.0 * 1.1 + 2.0  # the first epoch carries graph tracing
+    model = build_student(StudentSpec.parse("mlp:width=0.5,depth=1"), x.shape[1:], 10)
+    deadline = time.monotonic() + 8.0
+    result = distill(model, x, y, np.zeros((len(x), 10), np.float32), alpha=0.0, epochs=500, val=(xv, yv), progress=False, deadline=deadline)
+    assert result.config["stopped"] == "time budget" and result.config["epochs_run"] < 500
+    # It never starts an epoch it expects to overrun: the end is at most one (slow) epoch past the deadline.
+    assert time.monotonic() <= deadline + max(h["seconds"] for h in result.history) + 0.5
 
 
 def test_pool_is_at_native_resolution_under_the_cap_and_spread_over_sizes():
@@ -102,7 +102,8 @@ def test_rounds_halve_and_the_schedule_fits_its_seconds():
 
 def test_tournament_keeps_the_smallest_that_reaches_the_target(digits_split):
     from edgekd.profiles import load_profile
-    from edgekd.selection import Entry, TrainingSet, fit_report, student_cost, tournament
+    from edgekd.selection import Entry, TrainingSet, tournament
+    from edgekd.sizing import fit_report, student_cost
     from edgekd.students import StudentSpec
 
     x, y, xv, yv = _digits_arrays(digits_split)
@@ -111,12 +112,14 @@ def test_tournament_keeps_the_smallest_that_reaches_the_target(digits_split):
     specs = ["mlp:width=0.125,depth=1", "mlp:width=0.5,depth=1", "mlp:width=1,depth=2", "mlp:width=2,depth=2"]
     entries = [Entry(fit_report(prof, StudentSpec.parse(s), student_cost(StudentSpec.parse(s), x.shape[1:], 10)), 1e-4) for s in specs]
     data = TrainingSet(x, y, onehot, xv, yv, np.eye(10, dtype=np.float32)[yv], tuple(x.shape[1:]), 10)
-    # A teacher at 100% and retain 0.5: every mlp reaches 50% after a pass or two, so the smallest wins.
+    # A teacher at 100% and retain 0.5: after a pass the 8-unit mlp is far below 50% while the others reach it, so the
+    # first round drops the 8-unit one (too weak) and the largest (a smaller one is good enough); the winner is the
+    # smallest that reaches the target.
     winner = tournament(entries, data, 30.0, 0.5, 0.5, 4.0, 64)
-    assert str(winner.report.spec) == specs[0]
-    assert all(e.rounds for e in entries) and all(r["val_acc"] >= 0.0 for e in entries for r in e.rounds)
-    out = [e for e in entries if e.out_in_round is not None]
-    assert len(out) == 2 and all(e.out_in_round == 0 for e in out)
+    first = {str(e.report.spec): e.rounds[0]["val_acc"] for e in entries}
+    assert first[specs[0]] < 0.5 <= min(first[s] for s in specs[1:])
+    assert str(winner.report.spec) == specs[1]
+    assert {str(e.report.spec) for e in entries if e.out_in_round == 0} == {specs[0], specs[3]}
 
 
 def test_best_teacher_setting_prefers_labels_alone_on_a_tie():
