@@ -121,15 +121,17 @@ def select_artifact(manifest: Manifest, artifact: Optional[str] = None, engine: 
                 return art, engine, None
         return manifest.primary(), engine, None
     note = None
+    # An artifact the host marked failed (e.g. int8 that missed the parity bounds) runs only when asked for by name.
+    usable = [a for a in manifest.artifacts if a.verification != "failed"] or manifest.artifacts
     preferred = manifest.profile.get("engine")
-    if preferred and any(a.engine == preferred for a in manifest.artifacts):
+    if preferred and any(a.engine == preferred for a in usable):
         if engine_available(preferred):
-            return [a for a in manifest.artifacts if a.engine == preferred][0], preferred, None
+            return [a for a in usable if a.engine == preferred][0], preferred, None
         note = "the profile's engine %s is not installed here" % preferred
-    for art in manifest.artifacts:
+    for art in usable:
         if engine_available(art.engine):
             if note:
                 note += "; ran the %s artifact on %s instead" % (art.format, art.engine)
             return art, art.engine, note
     # Nothing installed: load the primary anyway so the user gets the engine's own install hint.
-    return manifest.primary(), manifest.primary().engine, note
+    return usable[0], usable[0].engine, note
