@@ -26,13 +26,14 @@ app.add_typer(bundle_app, name="bundle")
 @app.command()
 def demo(
     out: Path = typer.Option(Path("out/demo"), help="folder for the teacher, bundles and summary.json"),
-    epochs: int = typer.Option(30, help="distillation epochs per student"),
+    epochs: int = typer.Option(30, help="most distillation epochs per student (early stopping usually ends sooner)"),
+    time_budget: str = typer.Option("60s", help="time budget of each profile's build"),
     quiet: bool = typer.Option(False, help="no progress bars"),
 ):
     """Run the whole pipeline on scikit-learn's digits for a phone, a Jetson Nano and an MCU."""
     from .demo import run_demo
 
-    run_demo(out, epochs=epochs, progress=not quiet)
+    run_demo(out, epochs=epochs, progress=not quiet, time_budget=time_budget)
     typer.echo(f"summary: {out / 'summary.json'}")
 
 
@@ -49,6 +50,7 @@ def build(
     retain: float = typer.Option(0.97, help="keep at least this fraction of the teacher's validation accuracy"),
     max_student_ratio: float = typer.Option(0.25, help="largest student, as a fraction of the teacher's parameters"),
     upscale: bool = typer.Option(False, "--upscale", help="also try input resolutions above the data's own"),
+    candidates: int = typer.Option(6, help="fitting students the tournament starts with (spread from the smallest to the largest)"),
     formats: Optional[str] = typer.Option(None, help="comma-separated formats (default: the profile's), e.g. tflite-int8,tflite-fp32"),
     qat: bool = typer.Option(True, "--qat/--no-qat", help="when int8 misses the parity bounds, fine-tune quantization-aware within the budget"),
     temperature: Optional[float] = typer.Option(None, help="softmax temperature T (default: chosen on the validation split)"),
@@ -65,7 +67,7 @@ def build(
     from .pipeline import build as run_build
 
     result = run_build(teacher, data, eval, profile, out, student=student, family=family, retain=retain, max_student_ratio=max_student_ratio,
-                       upscale=upscale, formats=[f.strip() for f in formats.split(",")] if formats else None, qat=qat,
+                       upscale=upscale, candidates=candidates, formats=[f.strip() for f in formats.split(",")] if formats else None, qat=qat,
                        temperature=temperature, alpha=alpha, epochs=epochs, patience=patience, time_budget=time_budget, strict=strict,
                        make_zip=zip, force=force, progress=not quiet, sign_key=sign)
     for conv in result.converted:

@@ -12,6 +12,8 @@ import numpy as np
 from .data import Dataset, load_digits, preprocessing_for, split
 
 DEMO_PROFILES = ("android-midrange", "jetson-nano", "cortex-m7")
+DEMO_BUDGET = "60s"  # per profile: three builds and the teacher take about three and a half minutes on 2 cores
+DEMO_CANDIDATES = 3
 
 
 def train_teacher(train: Dataset, epochs: int = 40, seed: int = 0, progress: bool = True):
@@ -44,8 +46,10 @@ def train_teacher(train: Dataset, epochs: int = 40, seed: int = 0, progress: boo
     return model
 
 
-def run_demo(out="out/demo", profiles=DEMO_PROFILES, epochs: int = 30, progress: bool = True, force: bool = True) -> List[dict]:
-    """Run the whole path on scikit-learn's digits; return the summary rows (also written to OUT/summary.json)."""
+def run_demo(out="out/demo", profiles=DEMO_PROFILES, epochs: int = 30, progress: bool = True, force: bool = True,
+             time_budget: str = DEMO_BUDGET) -> List[dict]:
+    """Run the whole path on scikit-learn's digits; return the summary rows (also written to OUT/summary.json).
+    Each profile's build gets ``time_budget``."""
     from edgekd_runtime import Model, profile
 
     from .convert import convert
@@ -81,7 +85,8 @@ def run_demo(out="out/demo", profiles=DEMO_PROFILES, epochs: int = 30, progress:
         }
     ]
     for name in profiles:
-        result = build(teacher_path, train, test, name, out / name, epochs=epochs, progress=progress, force=force)
+        result = build(teacher_path, train, test, name, out / name, epochs=epochs, progress=progress, force=force, time_budget=time_budget,
+                       candidates=DEMO_CANDIDATES)
         report = profile(str(result.bundle), runs=200)
         with open(out / name / "report.json", "w") as handle:
             json.dump(report, handle, indent=2)
@@ -92,6 +97,8 @@ def run_demo(out="out/demo", profiles=DEMO_PROFILES, epochs: int = 30, progress:
                 "format": result.primary.format,
                 "bytes": int(result.primary.bytes),
                 "params": int(result.fit.cost.params),
+                "smaller_than_teacher": teacher.count_params() / max(1, result.fit.cost.params),
+                "chosen_by": result.extra["selection"].how,
                 "latency_ms_p50": report["latency"]["p50_ms"],
                 "accuracy": report["accuracy"],
                 "accuracy_drop": 100.0 * (t_acc - report["accuracy"]),

@@ -34,7 +34,7 @@ from .distill import DistillResult, distill
 from .distill.stopping import PATIENCE
 from .errors import BudgetError, DataError, EdgekdError, FitError, TeacherError
 from .profiles import DeviceProfile, load_profile
-from .selection import (MAX_STUDENT_RATIO, MIN_ROUND_SAMPLES, MIN_VAL_SAMPLES, RETAIN, TEACHER_SETTINGS, Entry, Selection,
+from .selection import (MAX_STUDENT_RATIO, MIN_ROUND_SAMPLES, MIN_VAL_SAMPLES, POOL_SIZE, RETAIN, TEACHER_SETTINGS, Entry, Selection,
                         TrainingSet, best_setting, candidate_pool, fit_schedule, probe_speed, teacher_weight, tournament)
 from .sizing import FitReport, default_family, fit_report, measure_student, model_cost, student_cost
 from .students import StudentSpec, build_student
@@ -95,6 +95,7 @@ def build(
     max_student_ratio: float = MAX_STUDENT_RATIO,
     family: Optional[str] = None,
     upscale: bool = False,
+    candidates: int = POOL_SIZE,
     patience: int = PATIENCE,
     qat: bool = True,
     strict: bool = False,
@@ -109,7 +110,7 @@ def build(
     the profile's formats (or ``formats``), verify every artifact with the runtime and write the bundle to ``out``
     (signed with the ed25519 ``sign_key`` when given), all within ``time_budget`` ("20m", "1h", seconds).
 
-    ``alpha``/``temperature`` None: chosen on the validation split (labels alone included). ``epochs`` is a cap:
+    ``candidates``: how many fitting students the tournament starts with. ``alpha``/``temperature`` None: chosen on the validation split (labels alone included). ``epochs`` is a cap:
     training stops early after ``patience`` epochs without a better validation accuracy. ``qat``: when int8 misses
     the parity bounds, fine-tune quantization-aware within the budget. ``strict``: raise when the bundle keeps less
     than ``retain`` of the teacher's accuracy on the same eval samples.
@@ -124,6 +125,8 @@ def build(
         raise EdgekdError(f"retain must be within (0, 1] (got {retain})", "e.g. --retain 0.97 keeps 97% of the teacher's accuracy")
     if not 0.0 < max_student_ratio <= 1.0:
         raise EdgekdError(f"max_student_ratio must be within (0, 1] (got {max_student_ratio})", "e.g. --max-student-ratio 0.25")
+    if candidates < 1:
+        raise EdgekdError(f"candidates must be at least 1 (got {candidates})", "e.g. --candidates 6")
     if alpha is not None and not 0.0 <= alpha <= 1.0:
         raise EdgekdError(f"alpha must be within [0, 1] (got {alpha})", "alpha weighs the teacher term; 0 trains on labels only")
     prof = load_profile(profile)
@@ -165,6 +168,7 @@ def build(
     cap = int(teacher_params * max_student_ratio) if teacher_params else None
     stub = TrainingSet(x_train, train.y, np.zeros((len(x_train), num_classes), np.float32), x_val, val.y,
                        np.zeros((len(x_val), num_classes), np.float32), tuple(train.input_shape), num_classes)
+    say("pricing the students that fit the profile, converting the near-budget ones, timing a few training steps...")
     if student is not None:
         spec = StudentSpec.parse(student) if isinstance(student, str) else student
         report = fit_report(prof, spec, student_cost(spec, train.input_shape, num_classes))
@@ -172,7 +176,7 @@ def build(
         pool = [report]
     else:
         families = [family] if family else _families(prof, train.input_shape)
-        pool = candidate_pool(prof, train.input_shape, num_classes, families, max_params=cap, upscale=upscale, calibration=x_train[:64])
+        pool = candidate_pool(prof, train.input_shape, num_classes, families, max_params=cap, upscale=upscale, count=candidates, calibration=x_train[:64])
     speeds, trace = probe_speed(pool, stub, batch_size, seed)
     entries = [Entry(r, s) for r, s in zip(pool, speeds)]
 
@@ -182,7 +186,9 @@ def build(
         return e.seconds_per_sample * (len(x_train) + len(x_val) / 3)
 
     smallest = min(entries, key=epoch_seconds)
-    convert_seconds = _convert_seconds(prof, smallest.report, train.input_shape, num_classes, x_train[:64], fmts)
+    timed = [e.report.measured["seconds"] for e in entries if "seconds" in e.report.measured]
+    convert_seconds = (_convert_seconds(prof, smallest.report, train.input_shape, num_classes, x_train[:64], fmts) if not timed
+                       else max(timed) * (len(fmts) + 1) + 2.0 * len(fmts))
     qat_seconds = QAT_EPOCHS * epoch_seconds(smallest) * 1.5 if qat and any(f.endswith("int8") for f in fmts) else 0.0
     free = clock.remaining() - label_seconds - convert_seconds
     minimum = clock.elapsed() + label_seconds + convert_seconds + epoch_seconds(smallest) + trace
