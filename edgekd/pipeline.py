@@ -45,9 +45,11 @@ REFERENCE_SAMPLES = 8  # host outputs written into the manifest itself
 VAL_FRACTION = 0.1
 MAX_VAL_FRACTION = 0.25  # a validation split never takes more than this of the training data
 CONVERT_SECONDS = 12.0  # planned seconds per format before one conversion has been timed on this host
-QAT_EPOCHS = 2  # the int8 fallback's quantization-aware fine-tune
+QAT_EPOCHS = 2  # the int8 fallback's quantization-aware fine-tune: at most this many epochs, as time allows
+QAT_SHARE = 0.1
+MIN_QAT_SAMPLES = 2048
 # Shares of the time left after labels and conversion: the tournament, the teacher-weight duel, the final training.
-SHARES = {"tournament": 0.30, "teacher weight": 0.15}
+SHARES = {"tournament": 0.25, "teacher weight": 0.10}
 
 
 @dataclass
@@ -189,7 +191,8 @@ def build(
     timed = [e.report.measured["seconds"] for e in entries if "seconds" in e.report.measured]
     convert_seconds = (_convert_seconds(prof, smallest.report, train.input_shape, num_classes, x_train[:64], fmts) if not timed
                        else max(timed) * (len(fmts) + 1) + 2.0 * len(fmts))
-    qat_seconds = QAT_EPOCHS * epoch_seconds(smallest) * 1.5 if qat and any(f.endswith("int8") for f in fmts) else 0.0
+    # Room for the int8 fallback's fine-tune: at most a tenth of the budget (it uses what is left when it runs).
+    qat_seconds = min(epoch_seconds(smallest) * 1.5, QAT_SHARE * clock.total) if qat and any(f.endswith("int8") for f in fmts) else 0.0
     free = clock.remaining() - label_seconds - convert_seconds
     minimum = clock.elapsed() + label_seconds + convert_seconds + epoch_seconds(smallest) + trace
     if free < epoch_seconds(smallest) + trace:
@@ -239,6 +242,8 @@ def build(
         winner = tournament(entries, tset, tournament_seconds, retain, chosen_alpha, chosen_t, batch_size, trace=trace, seed=seed,
                             advance=lambda f, note: job.update(f * tournament_seconds / max(1e-6, tournament_seconds + duel_seconds), note))
         how = "tournament"
+        last = winner.rounds[-1]  # the winner's measured speed, graph already traced, replaces the probe's estimate
+        winner.seconds_per_sample = last["seconds"] / (last["samples"] + len(x_val) / 3)
         reason = _reason(winner, entries, retain, tset.teacher_val_accuracy)
     else:
         winner = _by_cost(entries, epoch_seconds, train_seconds)
@@ -268,6 +273,8 @@ def build(
         raise FitError(f"student {spec} misses {prof.name}'s budgets once converted: " + "; ".join(fit.misses()), "relax the profile's budgets or pick a smaller family")
     fit.searched = len(pool)
     per_epoch = winner.seconds_per_sample * (len(x_train) + len(x_val) / 3)
+    if qat_seconds:
+        qat_seconds = min(per_epoch * 1.5, QAT_SHARE * clock.total)
     train_seconds = max(0.0, clock.remaining() - convert_seconds - qat_seconds)
     max_epochs = max(1, min(epochs, int(train_seconds / max(per_epoch, 1e-6))))
     job.plan("training", min(train_seconds, max_epochs * per_epoch + trace))
@@ -437,17 +444,19 @@ def _qat_fine_tune(model, tset: TrainingSet, alpha: float, temperature: float, b
         from .distill.qat import quantize_student
 
         room = clock.remaining() - convert_seconds
-        epochs = min(QAT_EPOCHS, int(room / max(1e-6, 1.5 * per_epoch)))
-        if epochs < 1:
+        # Samples that fit the time left (quantization-aware steps cost about 1.5 float ones), up to QAT_EPOCHS passes.
+        n = min(QAT_EPOCHS * len(tset.x), int(room / max(1e-9, 1.5 * per_epoch) * len(tset.x)))
+        if n < min(len(tset.x), MIN_QAT_SAMPLES):
             return None
-        say(f"int8 missed the parity bounds: quantization-aware fine-tune, {epochs} epoch(s)")
+        say(f"int8 missed the parity bounds: quantization-aware fine-tune on {n:,} samples")
         try:
             qat_model = quantize_student(model)
         except EdgekdError as exc:
             say(f"warning: {exc}")
             return None
-        distill(qat_model, tset.x, tset.y, tset.logits, temperature=temperature, alpha=alpha, epochs=epochs, batch_size=batch_size,
-                learning_rate=3e-4, val=(tset.x_val, tset.y_val), progress=False, seed=seed, deadline=clock.deadline - convert_seconds)
+        idx = np.resize(np.random.default_rng(seed).permutation(len(tset.x)), n)
+        distill(qat_model, tset.x[idx], tset.y[idx], tset.logits[idx], temperature=temperature, alpha=alpha, epochs=1, batch_size=batch_size,
+                learning_rate=3e-4, progress=False, seed=seed, deadline=clock.deadline - convert_seconds)
         return qat_model
 
     return run
