@@ -49,7 +49,7 @@ QAT_EPOCHS = 2  # the int8 fallback's quantization-aware fine-tune: at most this
 QAT_SHARE = 0.1
 MIN_QAT_SAMPLES = 2048
 # Shares of the time left after labels and conversion: the tournament, the teacher-weight duel, the final training.
-SHARES = {"tournament": 0.25, "teacher weight": 0.10}
+SHARES = {"tournament": 0.20, "teacher weight": 0.15}
 
 
 @dataclass
@@ -254,7 +254,8 @@ def build(
     if tune:
         per = max(0.0, duel_seconds - len(TEACHER_SETTINGS) * (trace + len(x_val) * winner.seconds_per_sample / 3))
         samples = min(len(x_train), int(per / max(1e-9, winner.seconds_per_sample * len(TEACHER_SETTINGS))))
-        if samples >= min(MIN_ROUND_SAMPLES, len(x_train)):
+        # As many samples as a tournament round (~100 steps), or four passes over a small training set.
+        if samples >= min(MIN_ROUND_SAMPLES, 4 * len(x_train)):
             base = tournament_seconds / max(1e-6, tournament_seconds + duel_seconds)
             settings = teacher_weight(winner.report, tset, samples, batch_size, seed,
                                       advance=lambda f, note: job.update(base + (1 - base) * f, note))

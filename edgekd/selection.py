@@ -34,7 +34,7 @@ MIN_VAL_SAMPLES = 200  # fewer and one sample moves accuracy by more than half a
 MIN_ROUND_SAMPLES = 6400
 VERIFY_ABOVE = 80.0  # candidates estimated above this % of any budget are converted and measured before training
 # (alpha, temperature) settings the teacher-weight duel compares; alpha 0 is the student trained from labels alone.
-TEACHER_SETTINGS = ((0.0, 4.0), (0.5, 4.0), (0.9, 4.0), (0.7, 2.0))
+TEACHER_SETTINGS = ((0.0, 4.0), (0.5, 4.0), (0.9, 2.0))
 
 
 @dataclass
