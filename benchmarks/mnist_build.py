@@ -29,10 +29,12 @@ PROFILES = ("android-midrange", "iphone", "raspberry-pi-4", "jetson-nano", "linu
 BIN = Path(sys.executable).parent
 
 
-def run_one(profile: str, budget: str | None) -> dict:
-    out = OUT / "builds" / profile
-    cmd = [str(BIN / "edgekd"), "build", "--teacher", str(OUT / "teacher.keras"), "--data", str(DATA / "mnist_train.npz"),
-           "--eval", str(DATA / "mnist_test.npz"), "--profile", profile, "--out", str(out), "--force"]
+def run_one(profile: str, budget: str | None, teacher: Path = OUT / "teacher.keras", train: Path = DATA / "mnist_train.npz",
+            test: Path = DATA / "mnist_test.npz", out_root: Path = OUT) -> dict:
+    """One `edgekd build` as a user runs it, then `edgekd-runtime profile` on the bundle; the row for the table."""
+    out = out_root / "builds" / profile
+    cmd = [str(BIN / "edgekd"), "build", "--teacher", str(teacher), "--data", str(train),
+           "--eval", str(test), "--profile", profile, "--out", str(out), "--force"]
     if budget:
         cmd += ["--time-budget", budget]
     start = time.monotonic()
@@ -80,6 +82,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profiles", default=",".join(PROFILES))
     ap.add_argument("--time-budget", default=None, help="default: edgekd build's own default")
+    ap.add_argument("--results", default="mnist_build.json", help="file name under benchmarks/results/")
     args = ap.parse_args(argv)
     if not (OUT / "teacher.keras").exists():
         print("no teacher: run benchmarks/mnist_teacher.py first", file=sys.stderr)
@@ -95,7 +98,7 @@ def main(argv=None) -> int:
                "date": time.strftime("%Y-%m-%d"), "rows": rows}
         results.write_text(json.dumps(doc, indent=2))
     (HERE / "results").mkdir(exist_ok=True)
-    shutil.copyfile(results, HERE / "results" / "mnist_build.json")
+    shutil.copyfile(results, HERE / "results" / args.results)
     print(table(rows))
     return 0 if all(r["exit_code"] == 0 for r in rows) else 1
 

@@ -143,6 +143,8 @@ def _spread(reports: List[FitReport], k: int) -> List[FitReport]:
     """``k`` reports log-spaced in parameters between the first (smallest) and the last (largest)."""
     if len(reports) <= k:
         return list(reports)
+    if k <= 1:
+        return list(reports[:1])
     lo, hi = math.log(reports[0].cost.params), math.log(reports[-1].cost.params)
     logs = [math.log(r.cost.params) for r in reports]
     out: List[FitReport] = []
@@ -306,19 +308,22 @@ def schedule_seconds(k: int, n0: int, per_sample: float, trace: float, n_val: in
     return k * trace + sum(plan) * n_val * per_sample / 3 + work * n0 * per_sample
 
 
+def _spread_entries(pool: List[Entry], k: int) -> List[Entry]:
+    picked = _spread([e.report for e in pool], k)
+    return [e for e in pool if e.report in picked]
+
+
 def fit_schedule(entries: List[Entry], seconds: float, trace: float, n_val: int, n_train: int) -> Tuple[List[Entry], float]:
     """The candidates a tournament of ``seconds`` can rank (dropping middle sizes until the first round gets
     MIN_ROUND_SAMPLES each) and the seconds its schedule will really use. Fewer than two: no tournament."""
     def speed():
         return float(np.mean([e.seconds_per_sample for e in entries]))
 
-    entries = list(entries)
+    pool = sorted(entries, key=lambda e: e.size)
+    entries = list(pool)
     while len(entries) > 1 and first_round_samples(len(entries), seconds, speed(), trace, n_val) < MIN_ROUND_SAMPLES:
-        if len(entries) == 2:
-            entries = entries[:1]
-        else:
-            middle = len(entries) // 2
-            entries = entries[:middle] + entries[middle + 1:]
+        # One fewer, still log-spaced over the whole pool (dropping only the middle would leave a gap of 25x in size).
+        entries = _spread_entries(pool, len(entries) - 1)
     if len(entries) < 2:
         return entries, 0.0
     n0 = first_round_samples(len(entries), seconds, speed(), trace, n_val, n_train)

@@ -1,0 +1,41 @@
+"""Issue 12's CIFAR-10 target: `edgekd build --profile cortex-m4f` and `--profile raspberry-pi-4` with the benchmark
+teacher, each in at most half the teacher's training time.
+
+    .venv/bin/python benchmarks/cifar_build.py       # trains the teacher first if benchmarks/out/cifar10 has none (60 min)
+
+The budget of each build is half the teacher's recorded training minutes (teacher.json). Writes
+benchmarks/out/cifar10/builds.json (copied to benchmarks/results/cifar_build.json) and prints the table.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+
+from cifar_common import OUT, TEACHER, TEACHER_INFO, cifar10, teacher
+from mnist_build import HERE, run_one, table
+
+PROFILES = ("cortex-m4f", "raspberry-pi-4")
+
+
+def main() -> int:
+    cifar10()  # decodes the shared archive into OUT/cifar10_{train,test}.npz once
+    teacher()  # trains it once (about an hour) and reuses it afterwards
+    info = json.loads(TEACHER_INFO.read_text())
+    budget = f"{int(info['minutes'] * 60 / 2)}s"
+    rows = []
+    for profile in PROFILES:
+        print(f"== {profile} (time budget {budget})", flush=True)
+        rows.append(run_one(profile, budget, TEACHER, OUT / "cifar10_train.npz", OUT / "cifar10_test.npz", OUT))
+        print(json.dumps({k: v for k, v in rows[-1].items() if k not in ("command", "seconds")}), flush=True)
+    doc = {"teacher": info, "time_budget": budget, "date": time.strftime("%Y-%m-%d"), "rows": rows}
+    (OUT / "builds.json").write_text(json.dumps(doc, indent=2))
+    (HERE / "results").mkdir(exist_ok=True)
+    shutil.copyfile(OUT / "builds.json", HERE / "results" / "cifar_build.json")
+    print(table(rows))
+    return 0 if all(r["exit_code"] == 0 for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
