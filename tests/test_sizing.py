@@ -102,10 +102,12 @@ def test_search_picks_the_largest_fitting_candidate_for_every_profile():
     for name in available_profiles():
         profile = load_profile(name)
         shape = (96, 96, 1) if profile.device_class == "mcu" else (32, 32, 3)
-        report = size_student(profile, shape, 10, verify=False)
+        native = size_student(profile, shape, 10, verify=False)
+        assert native.spec.resolution is None or native.spec.resolution < shape[0]  # never upscaled unless asked
+        report = size_student(profile, shape, 10, verify=False, upscale=True)
         assert report.fits and report.searched > 50
         assert report.spec.mcu_safe == (profile.device_class == "mcu")
-        fitting = [fit_report(profile, s, student_cost(s, shape, 10)) for s in candidates(profile, shape)]
+        fitting = [fit_report(profile, s, student_cost(s, shape, 10)) for s in candidates(profile, shape, upscale=True)]
         fitting = [r for r in fitting if r.fits and (not profile.op_limits or set(r.cost.op_kinds) <= set(profile.op_limits))]
         top = max(r.cost.macs for r in fitting)
         assert report.cost.macs >= 0.9 * top  # near the most compute the device affords...
