@@ -79,6 +79,18 @@ def test_deadline_stops_before_an_epoch_that_would_overrun(digits_split):
     assert time.monotonic() <= deadline + max(h["seconds"] for h in result.history) + 0.5
 
 
+def test_deadline_also_stops_inside_an_epoch_that_runs_long(digits_split):
+    from edgekd.distill import distill
+    from edgekd.students import StudentSpec, build_student
+
+    x, y, xv, yv = _digits_arrays(digits_split)
+    x, y = np.concatenate([x] * 40), np.concatenate([y] * 40)  # one epoch: ~900 steps
+    model = build_student(StudentSpec.parse("mlp:width=0.5,depth=1"), x.shape[1:], 10)
+    result = distill(model, x, y, np.zeros((len(x), 10), np.float32), alpha=0.0, epochs=3, batch_size=64, val=(xv, yv), progress=False,
+                     deadline=time.monotonic() + 1.0)
+    assert result.config["stopped"] == "time budget (mid-epoch)" and result.config["epochs_run"] == 1
+
+
 def test_pool_is_at_native_resolution_under_the_cap_and_spread_over_sizes():
     from edgekd.profiles import load_profile
     from edgekd.selection import candidate_pool

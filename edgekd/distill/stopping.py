@@ -30,6 +30,12 @@ def stopper(student, patience: Optional[int], deadline: Optional[float], monitor
         def on_epoch_begin(self, epoch, logs=None):
             self._start = time.monotonic()
 
+        def on_train_batch_end(self, batch, logs=None):
+            # An epoch slower than planned (a loaded machine, a wrong estimate) must not carry the run past its budget.
+            if deadline is not None and time.monotonic() > deadline:
+                self.reason = "time budget (mid-epoch)"
+                self.model.stop_training = True
+
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
             self.epochs_run = epoch + 1
@@ -46,7 +52,7 @@ def stopper(student, patience: Optional[int], deadline: Optional[float], monitor
                         self.reason = f"no better {monitor} for {patience} epochs"
                         self.model.stop_training = True
                         return
-            if deadline is not None:
+            if deadline is not None and not self.model.stop_training:
                 # The next epoch costs about what the slowest recent one did; do not start one that would overrun.
                 next_epoch = max(self.epoch_seconds[-2:])
                 if time.monotonic() + next_epoch > deadline:
