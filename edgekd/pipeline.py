@@ -48,6 +48,7 @@ CONVERT_SECONDS = 12.0  # planned seconds per format before one conversion has b
 QAT_EPOCHS = 2  # the int8 fallback's quantization-aware fine-tune: at most this many epochs, as time allows
 QAT_SHARE = 0.1
 MIN_QAT_SAMPLES = 2048
+MIN_CHECKS = 4  # validation checks the final training gets at least (an "epoch" shrinks to fit them in the budget)
 # Shares of the time left after labels and conversion: the tournament, the teacher-weight duel, the final training.
 SHARES = {"tournament": 0.20, "teacher weight": 0.15}
 
@@ -278,17 +279,26 @@ def build(
         qat_seconds = min(per_epoch * 1.5, QAT_SHARE * clock.total)
     train_seconds = max(0.0, clock.remaining() - convert_seconds - qat_seconds)
     max_epochs = max(1, min(epochs, int(train_seconds / max(per_epoch, 1e-6))))
+    steps = int(np.ceil(len(x_train) / batch_size))
+    steps_per_epoch = None
+    if max_epochs < MIN_CHECKS:
+        # Less than MIN_CHECKS passes fit: validate (and stop early, and keep the best) after shorter stretches instead.
+        steps_per_epoch = max(1, int(train_seconds / MIN_CHECKS / max(winner.seconds_per_sample * batch_size, 1e-9)))
+        if steps_per_epoch < steps:
+            max_epochs, steps = MIN_CHECKS, steps_per_epoch
+            per_epoch = steps * batch_size * winner.seconds_per_sample + len(x_val) * winner.seconds_per_sample / 3
+        else:
+            steps_per_epoch = None
     job.plan("training", min(train_seconds, max_epochs * per_epoch + trace))
     say(f"student {spec}: {fit.cost.params:,} params, {fit.cost.macs:,} MACs, {how} ({reason}); alpha={chosen_alpha:g}, T={chosen_t:g}; "
         f"training up to {max_epochs} epochs, ~{format_seconds(min(train_seconds, max_epochs * per_epoch))} predicted")
 
     job.begin("training")
     model = build_student(spec, train.input_shape, num_classes, seed=seed)
-    steps = int(np.ceil(len(x_train) / batch_size))
     result = distill(model, x_train, train.y, t_train, temperature=chosen_t, alpha=chosen_alpha, epochs=max_epochs, batch_size=batch_size,
                      val=(x_val, val.y), progress=False, teacher_seconds=teacher.inference_seconds, seed=seed, patience=patience,
                      deadline=clock.deadline - convert_seconds - qat_seconds,
-                     callbacks=[keras_callback(job, max_epochs, steps, job.phases["training"])])
+                     steps_per_epoch=steps_per_epoch, callbacks=[keras_callback(job, max_epochs, steps, job.phases["training"])])
     job.end()
     student_acc = float(np.mean(model.predict(x_test, verbose=0, batch_size=256).argmax(1) == test.y))
     record = {"config": result.config, "history": result.history, "selection": selection.to_dict(), "fit": fit.to_dict(),

@@ -54,6 +54,7 @@ def distill(
     patience: Optional[int] = None,
     deadline: Optional[float] = None,
     callbacks: Optional[List] = None,
+    steps_per_epoch: Optional[int] = None,
 ) -> DistillResult:
     """Train ``student`` (a tf_keras model emitting logits) on preprocessed ``x`` against labels ``y``
     (``UNLABELED`` where unknown) and the teacher's targets.
@@ -117,13 +118,15 @@ def distill(
 
     keras.utils.set_random_seed(seed)
     n = len(x)
-    steps = int(np.ceil(n / batch_size))
+    steps = int(np.ceil(n / batch_size)) if steps_per_epoch is None else int(steps_per_epoch)
     y32 = y.astype(np.int32)
     static32 = {k: (v.astype(np.int32) if k == "index" else v.astype(np.float32)) for k, v in static.items()}
     if views is not None:
         static32["view_index"] = np.arange(n, dtype=np.int32)
     ds = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), (y32, static32) if static32 else y32))
     ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    if steps_per_epoch is not None:
+        ds = ds.repeat()
     if views is not None:
         from .augment import picker
 
@@ -160,7 +163,7 @@ def distill(
         stop = stopper(student, patience if val_ds is not None else None, deadline)
         label = desc or f"distill T={temperature:g} a={alpha:g}"
         fit_callbacks = [timer, stop, ProgressBar(epochs, steps, desc=label, enabled=progress), *extra_callbacks, *(callbacks or [])]
-        fit = distiller.fit(ds, epochs=epochs, validation_data=val_ds, callbacks=fit_callbacks, verbose=0)
+        fit = distiller.fit(ds, epochs=epochs, validation_data=val_ds, callbacks=fit_callbacks, verbose=0, steps_per_epoch=steps_per_epoch)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     if finish is not None:
@@ -184,7 +187,7 @@ def distill(
         val_accuracy=val_acc,
         seconds_per_epoch=float(np.median(steady)),
         teacher_seconds=teacher_seconds,
-        config={"method": "kd", "temperature": temperature, "alpha": alpha, "epochs": epochs, **stopping, "batch_size": batch_size, "learning_rate": learning_rate,
+        config={"method": "kd", "temperature": temperature, "alpha": alpha, "epochs": epochs, **stopping, "steps_per_epoch": steps, "batch_size": batch_size, "learning_rate": learning_rate,
                 "seed": seed, "teacher_online": online_teacher is not None, "augment": augment is not None or views is not None,
                 "views": views[0].count if views is not None else None, "precision": policy or "float32",
                 "strategy": type(strategy).__name__ if strategy is not None else None,
