@@ -200,6 +200,16 @@ def build(
         raise BudgetError(f"a time budget of {format_seconds(clock.total)} cannot hold one epoch of the smallest student ({smallest.report.spec}): "
                           f"teacher labels ~{format_seconds(label_seconds)}, one epoch ~{format_seconds(epoch_seconds(smallest) + trace)}, "
                           f"conversion ~{format_seconds(convert_seconds)}", f"pass --time-budget {math.ceil(minimum * 1.2)}s or more")
+    if student is None:
+        # Only students that can train MIN_PASSES passes over the data in the training share are worth ranking: a
+        # larger one would win the tournament and then train too little to keep its lead.
+        train_share = free * (1 - SHARES["tournament"] - SHARES["teacher weight"]) - qat_seconds
+        affordable = [e for e in entries if epoch_seconds(e) * MIN_PASSES <= train_share] or [smallest]
+        if len(affordable) < len(entries):
+            say(f"{len(entries) - len(affordable)} of {len(entries)} candidates cannot train {MIN_PASSES} passes over the data "
+                f"within this budget; left out (a longer --time-budget keeps them)")
+        entries = affordable
+    ranked_pool = list(entries)
     choose = student is None and len(entries) > 1
     tournament_seconds = duel_seconds = 0.0
     if choose and val_note:
@@ -210,7 +220,7 @@ def build(
         if len(entries) < 2:
             say(f"warning: a budget of {format_seconds(clock.total)} is too small to rank candidates on accuracy "
                 f"(each needs {MIN_ROUND_SAMPLES} samples a round); choosing by cost")
-            choose, tournament_seconds, entries = False, 0.0, [Entry(r, s) for r, s in zip(pool, speeds)]
+            choose, tournament_seconds, entries = False, 0.0, ranked_pool
     tune = alpha is None and (student is not None or choose) and not val_note
     if tune:
         # One pass over the training data per setting at most: enough to see which teacher weight helps.
@@ -371,7 +381,8 @@ def build(
     return built
 
 
-MIN_EPOCHS_BY_COST = 5
+MIN_PASSES = 2  # passes over the training data a candidate must afford in the training share
+MIN_EPOCHS_BY_COST = MIN_PASSES
 
 
 def _families(profile: DeviceProfile, input_shape) -> List[str]:
