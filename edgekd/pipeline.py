@@ -381,7 +381,7 @@ def build(
     return built
 
 
-MIN_PASSES = 2  # passes over the training data a candidate must afford in the training share
+MIN_PASSES = 1  # passes over the training data a candidate must afford in the training share (fewer, and it barely learns)
 MIN_EPOCHS_BY_COST = MIN_PASSES
 
 
