@@ -223,10 +223,12 @@ def build(
             choose, tournament_seconds, entries = False, 0.0, ranked_pool
     tune = alpha is None and (student is not None or choose) and not val_note
     if tune:
-        # One pass over the training data per setting at most: enough to see which teacher weight helps.
+        # Per setting, one pass over the training data at most, but never less than the duel's minimum (below):
+        # enough to see which teacher weight helps.
         slowest = max(e.seconds_per_sample for e in entries)
+        duel_samples = max(len(x_train), _duel_minimum(len(x_train)))
         duel_seconds = min(SHARES["teacher weight"] * free,
-                           len(TEACHER_SETTINGS) * (trace + slowest * (len(x_train) + len(x_val) / 3)))
+                           len(TEACHER_SETTINGS) * (trace + slowest * (duel_samples + len(x_val) / 3)))
     train_seconds = max(0.0, free - tournament_seconds - duel_seconds - qat_seconds)
     job.plan("student choice", tournament_seconds + duel_seconds)
     job.plan("training", train_seconds)
@@ -265,8 +267,7 @@ def build(
     if tune:
         per = max(0.0, duel_seconds - len(TEACHER_SETTINGS) * (trace + len(x_val) * winner.seconds_per_sample / 3))
         samples = min(len(x_train), int(per / max(1e-9, winner.seconds_per_sample * len(TEACHER_SETTINGS))))
-        # As many samples as a tournament round (~100 steps), or four passes over a small training set.
-        if samples >= min(MIN_ROUND_SAMPLES, 4 * len(x_train)):
+        if samples >= _duel_minimum(len(x_train)):
             base = tournament_seconds / max(1e-6, tournament_seconds + duel_seconds)
             settings = teacher_weight(winner.report, tset, samples, batch_size, seed,
                                       advance=lambda f, note: job.update(base + (1 - base) * f, note))
@@ -383,6 +384,12 @@ def build(
 
 MIN_PASSES = 1  # passes over the training data a candidate must afford in the training share (fewer, and it barely learns)
 MIN_EPOCHS_BY_COST = MIN_PASSES
+
+
+def _duel_minimum(n_train: int) -> int:
+    """Samples each teacher-weight setting needs: as many as a tournament round (~100 steps), or four passes over
+    a small training set."""
+    return min(MIN_ROUND_SAMPLES, 4 * n_train)
 
 
 def _families(profile: DeviceProfile, input_shape) -> List[str]:
