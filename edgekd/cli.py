@@ -73,7 +73,8 @@ def build(
     for conv in result.converted:
         art = conv.artifact
         m = art.host_metrics
-        detail = f"accuracy {100 * m['accuracy']:.2f}%, agreement {100 * m['agreement_with_keras']:.2f}%" if m else art.verification
+        measured = m.get("accuracy") is not None and m.get("agreement_with_keras") is not None
+        detail = f"accuracy {100 * m['accuracy']:.2f}%, agreement {100 * m['agreement_with_keras']:.2f}%" if measured else "-"
         typer.echo(f"{art.format:14s} {art.bytes:>9d} bytes  {detail}  [{art.verification}]")
     s = result.extra["summary"]
     typer.echo(f"student {result.spec}: {result.fit.cost.params:,} params, {result.fit.cost.macs:,} MACs")

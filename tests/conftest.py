@@ -42,7 +42,7 @@ def phone_build(tmp_path_factory, teacher_path, digits_split):
     train, test = digits_split
     out = tmp_path_factory.mktemp("bundles") / "phone"
     return build(teacher_path, train, test, "android-midrange", out, formats=["tflite-int8", "tflite-fp32"],
-                 time_budget="300s", progress=False)
+                 time_budget="400s", candidates=3, progress=False)
 
 
 @pytest.fixture(scope="session")
