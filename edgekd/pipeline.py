@@ -266,7 +266,7 @@ def build(
     settings: List[Dict[str, Any]] = []
     if tune:
         per = max(0.0, duel_seconds - len(TEACHER_SETTINGS) * (trace + len(x_val) * winner.seconds_per_sample / 3))
-        samples = min(len(x_train), int(per / max(1e-9, winner.seconds_per_sample * len(TEACHER_SETTINGS))))
+        samples = min(max(len(x_train), _duel_minimum(len(x_train))), int(per / max(1e-9, winner.seconds_per_sample * len(TEACHER_SETTINGS))))
         if samples >= _duel_minimum(len(x_train)):
             base = tournament_seconds / max(1e-6, tournament_seconds + duel_seconds)
             settings = teacher_weight(winner.report, tset, samples, batch_size, seed,
