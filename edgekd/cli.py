@@ -27,7 +27,7 @@ app.add_typer(bundle_app, name="bundle")
 def demo(
     out: Path = typer.Option(Path("out/demo"), help="folder for the teacher, bundles and summary.json"),
     epochs: int = typer.Option(30, help="most distillation epochs per student (early stopping usually ends sooner)"),
-    time_budget: str = typer.Option("60s", help="time budget of each profile's build"),
+    time_budget: str = typer.Option("120s", help="time budget of each profile's build"),
     quiet: bool = typer.Option(False, help="no progress bars"),
 ):
     """Run the whole pipeline on scikit-learn's digits for a phone, a Jetson Nano and an MCU."""

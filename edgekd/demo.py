@@ -12,7 +12,7 @@ import numpy as np
 from .data import Dataset, load_digits, preprocessing_for, split
 
 DEMO_PROFILES = ("android-midrange", "jetson-nano", "cortex-m7")
-DEMO_BUDGET = "60s"  # per profile: three builds and the teacher take about three and a half minutes on 2 cores
+DEMO_BUDGET = "120s"  # per profile: enough on a loaded 2-core machine for the setup, a tournament and conversion
 DEMO_CANDIDATES = 3
 
 
