@@ -31,6 +31,7 @@ from .convert import Converted
 from .convert.verified import convert_verified
 from .data import Dataset, load_dataset, preprocessing_for, split
 from .distill import DistillResult, distill
+from .distill.run import _jsonable
 from .distill.stopping import PATIENCE
 from .errors import BudgetError, DataError, EdgekdError, FitError, TeacherError
 from .profiles import DeviceProfile, load_profile
@@ -262,7 +263,7 @@ def build(
         winner = _by_cost(entries, epoch_seconds, train_seconds)
         how = "given" if student is not None else "cost ranking"
         reason = ("the student given" if student is not None else
-                  f"largest candidate that trains at least {MIN_EPOCHS_BY_COST} epochs in the budget (no accuracy ranking: {val_note or 'budget too small'})")
+                  f"largest candidate that trains at least {MIN_PASSES} epochs in the budget (no accuracy ranking: {val_note or 'budget too small'})")
     settings: List[Dict[str, Any]] = []
     if tune:
         per = max(0.0, duel_seconds - len(TEACHER_SETTINGS) * (trace + len(x_val) * winner.seconds_per_sample / 3))
@@ -383,7 +384,6 @@ def build(
 
 
 MIN_PASSES = 1  # passes over the training data a candidate must afford in the training share (fewer, and it barely learns)
-MIN_EPOCHS_BY_COST = MIN_PASSES
 
 
 def _duel_minimum(n_train: int) -> int:
@@ -450,8 +450,8 @@ def _check_ops(profile: DeviceProfile, report: FitReport) -> None:
 
 
 def _by_cost(entries: List[Entry], epoch_seconds: Callable[[Entry], float], train_seconds: float) -> Entry:
-    """The largest candidate that still trains MIN_EPOCHS_BY_COST epochs in the budget (else the smallest)."""
-    ok = [e for e in entries if epoch_seconds(e) * MIN_EPOCHS_BY_COST <= train_seconds]
+    """The largest candidate that still trains MIN_PASSES epochs in the budget (else the smallest)."""
+    ok = [e for e in entries if epoch_seconds(e) * MIN_PASSES <= train_seconds]
     return max(ok, key=lambda e: e.size) if ok else min(entries, key=lambda e: e.size)
 
 
@@ -504,12 +504,3 @@ def _save_student(model, record: Dict[str, Any], folder: Path) -> None:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
-
-def _jsonable(v):
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.floating):
-        return float(v)
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    return str(v)
