@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from edgekd.profiles import available_profiles, calibrate_profile, load_profile  # noqa: E402
-from edgekd.sizing import size_student, student_cost  # noqa: E402
+from edgekd.profiles import available_profiles, load_profile  # noqa: E402
+from edgekd.sizing import calibrate_profile, size_student, student_cost  # noqa: E402
 from edgekd.students import StudentSpec, build_student  # noqa: E402
 
 MCU_INPUT = (96, 96, 1)

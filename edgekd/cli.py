@@ -308,7 +308,8 @@ def profiles_calibrate(
     out: Optional[Path] = typer.Option(None, help="where to write the calibrated profile (default: NAME.calibrated.yaml here)"),
 ):
     """Fit PROFILE's compute efficiency to measured latency and write the calibrated profile."""
-    from .profiles import calibrate_profile, save_profile
+    from .profiles import save_profile
+    from .sizing import calibrate_profile
 
     files = list(reports) + list(more_reports or [])
     cal = calibrate_profile(name, [str(f) for f in files], [str(b) for b in bundle] if bundle else None)

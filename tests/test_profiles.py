@@ -6,7 +6,8 @@ import yaml
 
 from conftest import run_cli
 from edgekd.errors import ProfileError
-from edgekd.profiles import FORMATS, available_profiles, calibrate_profile, load_profile, save_profile
+from edgekd.profiles import FORMATS, available_profiles, load_profile, save_profile
+from edgekd.sizing import calibrate_profile
 
 
 def _raw(name="cortex-m7"):
@@ -161,3 +162,15 @@ def test_cli_calibrate_writes_a_loadable_profile(tmp_path):
     assert p.name == "raspberry-pi-4" and p.estimate_latency_ms(2e6) == pytest.approx(0.5, rel=0.05) and p.estimate_latency_ms(4e7) == pytest.approx(3.0, rel=0.05)
     bad = run_cli("edgekd", "profiles", "calibrate", "raspberry-pi-4", "--reports", str(tmp_path / "missing.json"))
     assert bad.returncode == 2 and "cannot read report" in bad.stderr
+
+
+def test_profiles_do_not_import_sizing():
+    # Imports go one way (sizing -> profiles): a profile loads without the cost model, and latency
+    # fitting, which needs the cost model, lives on the sizing side.
+    import subprocess
+    import sys
+
+    code = "import sys, edgekd.profiles; print(sorted(m for m in sys.modules if m.startswith(('edgekd.sizing', 'edgekd.students'))))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -132,7 +132,7 @@ def calibrate_from_store(store: Store, profile: str, bundle: Optional[str] = Non
     """Calibrate device profile ``profile`` from the profile reports stored for it (edgekd.profiles.calibrate_profile
     on their bodies: measured p50 and the student's MACs that each report carries)."""
     from ..errors import EdgekdError
-    from ..profiles import calibrate_profile
+    from ..sizing import calibrate_profile
 
     reports = [r["body"] for r in store.query(bundle=bundle, device=device, kind="profile", with_body=True) if r["profile"] == profile]
     if not reports:
