@@ -16,7 +16,7 @@ from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
-from .errors import TeacherError
+from ..errors import TeacherError
 
 CACHE_DIR = Path(os.environ.get("EDGEKD_CACHE", ".edgekd-cache"))
 SUFFIXES = (".keras", ".h5", ".onnx", ".tflite")
