@@ -199,7 +199,7 @@ def compare(
     """
     from .convert.batch import load_student
     from .data import Dataset, load_dataset, preprocessing_for
-    from .teachers import load_teacher
+    from .teachers import load_teacher, looks_like_probabilities
 
     if out is not None:
         out = Path(out)
@@ -221,7 +221,7 @@ def compare(
     x_eval, y_eval = test.x[:n_eval], test.y[:n_eval]
     x_train = pre.apply(train.x)
     probe = np.asarray(t_model(x_train[:16], training=False))
-    from_logits = not (np.all(probe >= 0) and np.allclose(probe.sum(1), 1.0, atol=1e-3))
+    from_logits = not looks_like_probabilities(probe)
 
     workdir = Path(tempfile.mkdtemp(prefix="edgekd-compare-"))
     try:

@@ -417,7 +417,7 @@ def _validation_split(train: Dataset, num_classes: int, seed: int):
 
 
 def _label_seconds(teacher: Teacher, x: np.ndarray, n_val: int) -> float:
-    from .teachers import CACHE_DIR
+    from .teachers.cache import CACHE_DIR
 
     path = CACHE_DIR / "soft_labels" / f"{teacher.fingerprint[:16]}-{data_fingerprint(x)[:16]}.npy"
     if path.is_file():

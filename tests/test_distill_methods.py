@@ -14,7 +14,7 @@ STUDENT = "mobilenetv3:width=0.5,depth=2"
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory, monkeypatch):
     import edgekd.distill.run as run
-    import edgekd.teachers as teachers
+    import edgekd.teachers.cache as teachers
 
     cache = tmp_path_factory.getbasetemp() / "edgekd-cache"
     monkeypatch.setattr(teachers, "CACHE_DIR", cache)

@@ -108,11 +108,22 @@ def test_callable_and_softmax_detection(tiny):
     np.testing.assert_allclose(np.exp(z), probs, rtol=1e-4, atol=1e-6)
 
 
+def test_looks_like_probabilities():
+    """The one softmax detector, shared by teachers and ``edgekd compare``: non-negative rows summing to 1 (within 1e-3)."""
+    from edgekd.teachers import looks_like_probabilities
+
+    assert looks_like_probabilities(np.array([[0.2, 0.8], [1.0, 0.0]]))
+    assert looks_like_probabilities(np.array([[0.5, 0.5005]]))
+    assert not looks_like_probabilities(np.array([[0.5, 0.502]]))  # off by more than the tolerance
+    assert not looks_like_probabilities(np.array([[1.2, -0.2]]))  # sums to 1 but is not a distribution
+    assert not looks_like_probabilities(np.array([[2.0, 1.0], [0.3, 0.7]]))  # every row must sum to 1
+
+
 def test_soft_label_cache_runs_the_teacher_once(tiny, tmp_path, monkeypatch):
-    import edgekd.teachers as teachers
+    from edgekd.teachers import cache
 
     model, x, ref = tiny
-    monkeypatch.setattr(teachers, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(cache, "CACHE_DIR", tmp_path / "cache")
     calls = []
     t = load_teacher(lambda b: calls.append(len(b)) or model(b).numpy(), fingerprint="f" * 64)
     first = soft_labels(t, x, "d" * 64)

@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 
 from ..data import Dataset, load_dataset, preprocessing_for, split, validate
 from ..errors import DataError, EdgekdError, TeacherError
-from ..teachers import CACHE_DIR, Teacher, check_teachers, data_fingerprint, fingerprint_weights, load_teacher, soft_labels
+from ..teachers import Teacher, check_teachers, data_fingerprint, fingerprint_weights, load_teacher, soft_labels
+from ..teachers.cache import CACHE_DIR
 from . import DistillResult, distill
 from .augment import KINDS as AUGMENTATIONS
 from .augment import fixed_views, online as online_augmenter

@@ -1,2 +1,25 @@
-"""Teachers (moved from edgekd/teachers.py; the next commit splits loaders.py along its jobs)."""
-from .loaders import CACHE_DIR, SUFFIXES, Teacher, check_teachers, data_fingerprint, fingerprint_callable, fingerprint_path, fingerprint_weights, load_teacher, looks_like_probabilities, soft_labels
+"""Teachers: anything that maps inputs to logits, its fingerprint, and the soft-label cache.
+
+Modules: :mod:`.teacher` (the :class:`Teacher` and softmax detection), :mod:`.loaders` (files, folders, Keras
+models and callables to a Teacher), :mod:`.fingerprint` (sha256 identities of teachers and data),
+:mod:`.cache` (soft labels kept on disk; its ``CACHE_DIR`` is the one to point elsewhere) and :mod:`.checks`
+(teachers against the data, before training).
+"""
+from .cache import soft_labels
+from .checks import check_teachers
+from .fingerprint import data_fingerprint, fingerprint_callable, fingerprint_path, fingerprint_weights
+from .loaders import SUFFIXES, load_teacher
+from .teacher import Teacher, looks_like_probabilities
+
+__all__ = [
+    "SUFFIXES",
+    "Teacher",
+    "check_teachers",
+    "data_fingerprint",
+    "fingerprint_callable",
+    "fingerprint_path",
+    "fingerprint_weights",
+    "load_teacher",
+    "looks_like_probabilities",
+    "soft_labels",
+]
