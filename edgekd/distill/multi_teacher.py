@@ -10,14 +10,9 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from edgekd_runtime.drift import softmax
+
 from ..errors import TeacherError
-
-
-def _softmax(z, temperature):
-    z = z / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def combine(logits: List[np.ndarray], weights: Sequence[float], num_classes: int, temperature: float,
@@ -34,7 +29,7 @@ def combine(logits: List[np.ndarray], weights: Sequence[float], num_classes: int
     cover = np.zeros(num_classes)
     for z, wi, cls in zip(logits, w, classes):
         cls = list(range(num_classes)) if cls is None else list(cls)
-        mass[:, cls] += wi * _softmax(np.asarray(z, np.float64), temperature)
+        mass[:, cls] += wi * softmax(np.asarray(z, np.float64) / temperature)
         cover[cls] += wi
     if np.any(cover == 0):
         missing = [int(c) for c in np.flatnonzero(cover == 0)]

@@ -12,6 +12,7 @@ import sys
 import numpy as np
 
 from .bundle import Bundle
+from .drift import softmax
 from .errors import BadInputError, RuntimeFailure
 from .model import Model
 from .profiler import monitor, profile
@@ -98,8 +99,7 @@ def _cmd_run(args):
         model = Model.from_bundle(bundle, artifact=args.artifact, engine=args.engine, **_engine_options(args))
         scores = model.predict(x)
         labels = bundle.manifest.labels
-    exp = np.exp(scores - scores.max(axis=1, keepdims=True))
-    probs = exp / exp.sum(axis=1, keepdims=True)
+    probs = softmax(scores)
     for i, row in enumerate(probs):
         top = np.argsort(-row)[: args.top]
         print("sample %d: %s" % (i, ", ".join("%s %.3f" % (labels[j] if j < len(labels) else j, row[j]) for j in top)))

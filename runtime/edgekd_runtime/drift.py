@@ -31,6 +31,9 @@ MIN_SAMPLES = 100
 
 
 def softmax(scores):
+    """Row-wise softmax of scores (N, classes), in float64 and stable for large scores: edgekd's one softmax,
+    used by the drift statistics, ``edgekd-runtime run`` and the host's multi-teacher mix (which divides by
+    its temperature first)."""
     scores = np.asarray(scores, dtype=np.float64)
     exp = np.exp(scores - scores.max(axis=1, keepdims=True))
     return exp / exp.sum(axis=1, keepdims=True)
