@@ -2,26 +2,31 @@
 teacher, each in at most half the teacher's training time.
 
     .venv/bin/python benchmarks/cifar_build.py       # trains the teacher first if benchmarks/out/cifar10 has none (60 min)
+    .venv/bin/python benchmarks/cifar_build.py --data-dir DIR   # CIFAR-10 archive from DIR (default $EDGEKD_DATA, else ../shared/data)
 
 The budget of each build is half the teacher's recorded training minutes (teacher.json). Writes
 benchmarks/out/cifar10/builds.json (copied to benchmarks/results/cifar_build.json) and prints the table.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import sys
 import time
 
-from cifar_common import OUT, TEACHER, TEACHER_INFO, cifar10, teacher
+from cifar_common import OUT, TEACHER, TEACHER_INFO, add_data_dir_argument, cifar10, teacher
 from mnist_build import HERE, run_one, table
 
 PROFILES = ("cortex-m4f", "raspberry-pi-4")
 
 
-def main() -> int:
-    cifar10()  # decodes the shared archive into OUT/cifar10_{train,test}.npz once
-    teacher()  # trains it once (about an hour) and reuses it afterwards
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_data_dir_argument(ap)
+    args = ap.parse_args(argv)
+    cifar10(args.data_dir)  # decodes the data folder's archive into OUT/cifar10_{train,test}.npz once
+    teacher(data=args.data_dir)  # trains it once (about an hour) and reuses it afterwards
     info = json.loads(TEACHER_INFO.read_text())
     budget = f"{int(info['minutes'] * 60 / 2)}s"
     rows = []

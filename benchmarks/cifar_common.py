@@ -1,9 +1,18 @@
-"""Shared by the CIFAR-10 benchmarks: the data (decoded once from ../shared/data) and the teacher (trained once)."""
+"""Shared by the CIFAR-10 benchmarks: the data (decoded once from the data folder) and the teacher (trained once).
+
+    .venv/bin/python benchmarks/cifar_common.py [--data-dir DIR]   # trains the teacher (TEACHER_MINUTES, default 60)
+
+The data folder is --data-dir, else $EDGEKD_DATA, else ../shared/data beside the repository; it must hold
+cifar10_jpeg.npz and prepare_cifar10.py until benchmarks/out/cifar10 holds the decoded cifar10_{train,test}.npz.
+The teacher's record, teacher.json, is copied to benchmarks/results/cifar_teacher.json.
+"""
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -12,20 +21,29 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 OUT = HERE / "out" / "cifar10"
-SHARED = HERE.parent.parent / "shared" / "data"
 TEACHER = OUT / "teacher.keras"
 TEACHER_INFO = OUT / "teacher.json"
+RESULTS = HERE / "results" / "cifar_teacher.json"
+
+from bench_data import CIFAR10_ARCHIVE, add_data_dir_argument, data_dir  # noqa: E402,F401  (scripts add --data-dir from here)
 
 
-def cifar10():
-    """(train, test) edgekd Datasets; decodes the shared JPEG archive on first use (about 30 s)."""
+def decoded() -> bool:
+    return (OUT / "cifar10_train.npz").exists() and (OUT / "cifar10_test.npz").exists()
+
+
+def cifar10(data: str | Path | None = None):
+    """(train, test) edgekd Datasets; decodes the JPEG archive of the data folder (``data``, else $EDGEKD_DATA, else
+    ../shared/data) on first use (about 30 s)."""
+    train, test = OUT / "cifar10_train.npz", OUT / "cifar10_test.npz"
+    if not decoded():
+        folder = data_dir(data, CIFAR10_ARCHIVE)
+        OUT.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, str(folder / "prepare_cifar10.py"), str(OUT), "--source", str(folder / "cifar10_jpeg.npz")], check=True)
     from edgekd.data import load_dataset
 
-    train, test = OUT / "cifar10_train.npz", OUT / "cifar10_test.npz"
-    if not (train.exists() and test.exists()):
-        OUT.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, str(SHARED / "prepare_cifar10.py"), str(OUT)], check=True)
     return load_dataset(str(train)), load_dataset(str(test))
 
 
@@ -106,15 +124,16 @@ def train_with_time_budget(model, x, y, minutes, batch_size=128, peak_lr=0.1, se
     return epoch
 
 
-def teacher(minutes=60.0, width=16):
-    """The CIFAR-10 teacher: loaded when trained before, else trained now for about ``minutes``."""
+def teacher(minutes=60.0, width=16, data: str | Path | None = None):
+    """The CIFAR-10 teacher: loaded when trained before, else trained now for about ``minutes`` on the data of ``data``
+    (see cifar10)."""
     import tf_keras as keras
 
     if TEACHER.exists() and TEACHER_INFO.exists():
         return keras.models.load_model(TEACHER, compile=False), json.loads(TEACHER_INFO.read_text())
     from edgekd.data import preprocessing_for
 
-    train, test = cifar10()
+    train, test = cifar10(data)
     pre = preprocessing_for(train)
     xtr, xte = pre.apply(train.x), pre.apply(test.x)
     keras.utils.set_random_seed(0)
@@ -125,9 +144,20 @@ def teacher(minutes=60.0, width=16):
     info = {"arch": model.name, "params": int(model.count_params()), "epochs": epochs, "minutes": (time.perf_counter() - t0) / 60, "test_accuracy": acc}
     model.save(TEACHER)
     TEACHER_INFO.write_text(json.dumps(info, indent=2))
+    RESULTS.parent.mkdir(exist_ok=True)
+    shutil.copyfile(TEACHER_INFO, RESULTS)
     return model, info
 
 
-if __name__ == "__main__":
-    _, info = teacher(float(os.environ.get("TEACHER_MINUTES", "60")))
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Train the CIFAR-10 benchmark teacher once (TEACHER_MINUTES, default 60), or show the one trained before.")
+    add_data_dir_argument(parser)
+    args = parser.parse_args(argv)
+    if not decoded():
+        data_dir(args.data_dir, CIFAR10_ARCHIVE)  # a missing data set is said before TensorFlow loads
+    _, info = teacher(float(os.environ.get("TEACHER_MINUTES", "60")), data=args.data_dir)
     print(json.dumps(info, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,6 @@
 """Benchmark 2: every distillation method on CIFAR-10 against the same student trained from scratch.
 
-    .venv/bin/python benchmarks/cifar_methods.py [--epochs 5] [--train-samples 50000] [--methods scratch,kd,at,...]
+    .venv/bin/python benchmarks/cifar_methods.py [--epochs 5] [--train-samples 50000] [--methods scratch,kd,at,...] [--data-dir DIR]
 
 The teacher is the ResNet-9 that benchmarks/cifar_common.py trains once (and reuses). The student is
 resnet:width=0.625,depth=3, the same ResNet-9 shape at 5/16 of its width (163,102 parameters, under 1/10
@@ -18,7 +18,8 @@ has it label ``--views`` fixed crops of every image once), and is scored on the 
 - progressive: through an automatically sized teacher assistant (the teacher/student gap exceeds 10x);
 - qat-kd: KD with the student wrapped for quantization-aware training (an int8-ready model).
 
-Results go to benchmarks/out/cifar10/methods.json after every method (a cut-short run keeps what finished),
+Results go to benchmarks/out/cifar10/methods.json after every method (a cut-short run keeps what finished), with a
+copy in benchmarks/results/ (cifar_ + the --out file's name: cifar_methods.json by default; see --results),
 each trained student to benchmarks/out/cifar10/students/METHOD.keras (compare_cifar.py reuses the kd one),
 and a Markdown table is printed at the end.
 """
@@ -29,6 +30,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -60,9 +62,12 @@ def main(argv=None):
     parser.add_argument("--views", type=int, default=8)
     parser.add_argument("--out", default=str(HERE / "out" / "cifar10" / "methods.json"))
     parser.add_argument("--append", action="store_true", help="add to the rows already in --out (same teacher, student and config), e.g. to finish a cut-short run")
-    args = parser.parse_args(argv)
-
+    parser.add_argument("--results", default=None, help="copy of --out under benchmarks/results/ (default: cifar_ + the --out file's name)")
     import cifar_common
+
+    cifar_common.add_data_dir_argument(parser)
+    args = parser.parse_args(argv)
+    results = HERE / "results" / (args.results or f"cifar_{Path(args.out).name}")
 
     from edgekd.data import Dataset
     from edgekd.distill import attention, crd, distiller, features, fitnet, multi_teacher, progressive, qat  # noqa: F401  (loaded
@@ -73,7 +78,7 @@ def main(argv=None):
         sys.exit(f"no trained teacher at {cifar_common.TEACHER}: run `.venv/bin/python benchmarks/cifar_common.py` first (about an hour)")
     started = time.perf_counter()
     teacher_model, teacher_info = cifar_common.teacher()
-    train, test = cifar_common.cifar10()
+    train, test = cifar_common.cifar10(args.data_dir)
     rng = np.random.default_rng(0)
     order = rng.permutation(len(train))[: args.train_samples]
     train = Dataset(train.x[order], train.y[order], train.class_names, train.source)
@@ -129,12 +134,19 @@ def main(argv=None):
         record["rows"].append(row)
         (out.parent / "students").mkdir(exist_ok=True)
         run.student.save(out.parent / "students" / f"{name}.keras")
-        out.write_text(json.dumps(record, indent=2, default=str))
+        save(record, out, results)
         print(f"{name}: test accuracy {100 * run.val_accuracy:.2f}%, {minutes:.1f} min", flush=True)
 
     record["total_minutes"] = (time.perf_counter() - started) / 60
-    out.write_text(json.dumps(record, indent=2, default=str))
+    save(record, out, results)
     print_table(record)
+
+
+def save(record, out: Path, results: Path):
+    """The record to --out and its committed copy under benchmarks/results/."""
+    out.write_text(json.dumps(record, indent=2, default=str))
+    results.parent.mkdir(exist_ok=True)
+    shutil.copyfile(out, results)
 
 
 def print_table(record):

@@ -11,13 +11,17 @@
 5. Fine-tunes the student quantization-aware (edgekd.distill.qat, KD, one epoch) and checks its int8 parity too.
    Exit status 0 when either int8 route (post-training or quantization-aware) meets the parity bounds.
 
-Everything lands in benchmarks/out/cifar10/compare/; summary.json holds the numbers the README quotes.
+Everything lands in benchmarks/out/cifar10/compare/; summary.json holds the numbers the README quotes (copied to
+benchmarks/results/compare_cifar.json). --data-dir DIR: the CIFAR-10 archive's folder when benchmarks/out/cifar10 has
+no decoded copy yet (default $EDGEKD_DATA, else ../shared/data).
 Environment knobs (for a quicker look, not for the README): STUDENT_EPOCHS, PRUNE_EPOCHS, PRUNE_SAMPLES, EVAL_LIMIT.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -106,7 +110,10 @@ def qat_parity(epochs: int = 1) -> dict:
     return info
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    cifar_common.add_data_dir_argument(parser)
+    args = parser.parse_args(argv)
     if not (cifar_common.TEACHER.exists() and cifar_common.TEACHER_INFO.exists()):
         print(f"no CIFAR-10 teacher at {cifar_common.TEACHER}: train it first with .venv/bin/python benchmarks/cifar_common.py", file=sys.stderr)
         return 2
@@ -114,7 +121,7 @@ def main() -> int:
     from edgekd.convert.batch import convert_student
 
     started = time.perf_counter()
-    train, test = cifar_common.cifar10()
+    train, test = cifar_common.cifar10(args.data_dir)
     teacher_info = json.loads(cifar_common.TEACHER_INFO.read_text())
     log(f"teacher {teacher_info['arch']}: {teacher_info['params']} params, test accuracy {100 * teacher_info['test_accuracy']:.2f}%")
     if STUDENT.exists() and (OUT / "student.json").exists():
@@ -163,6 +170,8 @@ def main() -> int:
         "minutes": (time.perf_counter() - started) / 60,
     }
     (OUT / "summary.json").write_text(json.dumps(summary, indent=2))
+    (HERE / "results").mkdir(exist_ok=True)
+    shutil.copyfile(OUT / "summary.json", HERE / "results" / "compare_cifar.json")
     verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
     log(f"done in {summary['minutes']:.1f} min: {OUT / 'summary.json'}; int8 parity: post-training {verdict(int8_ok)}, quantization-aware {verdict(qat_ok)}")
     # The bound is met when one int8 route meets it; which one is in summary.json.

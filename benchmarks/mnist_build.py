@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/mnist_teacher.py     # once: trains the teacher (benchmarks/out/mnist_build/teacher.keras)
     .venv/bin/python benchmarks/mnist_build.py       # every profile, one after another (~1-2 h on 2 cores)
     .venv/bin/python benchmarks/mnist_build.py --profiles cortex-m4f,raspberry-pi-4 --time-budget 20m
+    .venv/bin/python benchmarks/mnist_build.py --data-dir DIR   # MNIST from DIR (default $EDGEKD_DATA, else ../shared/data)
 
 Each build runs as a user would run it (the `edgekd build` command, default budget unless --time-budget), then
 `edgekd-runtime profile` measures the bundle's primary artifact on this machine's engine over the bundle's eval
@@ -22,16 +23,21 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
 OUT = HERE / "out" / "mnist_build"
-DATA = ROOT.parent / "shared" / "data"
 PROFILES = ("android-midrange", "iphone", "raspberry-pi-4", "jetson-nano", "linux-x86", "cortex-m7", "cortex-m4f")
 BIN = Path(sys.executable).parent
 
+from bench_data import MNIST, add_data_dir_argument, data_dir  # noqa: E402
 
-def run_one(profile: str, budget: str | None, teacher: Path = OUT / "teacher.keras", train: Path = DATA / "mnist_train.npz",
-            test: Path = DATA / "mnist_test.npz", out_root: Path = OUT, existing: bool = False) -> dict:
-    """One `edgekd build` as a user runs it, then `edgekd-runtime profile` on the bundle; the row for the table."""
+
+def run_one(profile: str, budget: str | None, teacher: Path = OUT / "teacher.keras", train: Path | None = None,
+            test: Path | None = None, out_root: Path = OUT, existing: bool = False) -> dict:
+    """One `edgekd build` as a user runs it, then `edgekd-runtime profile` on the bundle; the row for the table.
+    ``train``/``test`` default to MNIST in the data folder (--data-dir, $EDGEKD_DATA, ../shared/data)."""
+    if train is None or test is None:
+        data = data_dir(None, MNIST)
+        train, test = train or data / MNIST[0], test or data / MNIST[1]
     out = out_root / "builds" / profile
     cmd = [str(BIN / "edgekd"), "build", "--teacher", str(teacher), "--data", str(train),
            "--eval", str(test), "--profile", profile, "--out", str(out), "--force"]
@@ -91,7 +97,9 @@ def main(argv=None) -> int:
     ap.add_argument("--profiles", default=",".join(PROFILES))
     ap.add_argument("--time-budget", default=None, help="default: edgekd build's own default")
     ap.add_argument("--results", default="mnist_build.json", help="file name under benchmarks/results/")
+    add_data_dir_argument(ap)
     args = ap.parse_args(argv)
+    data = data_dir(args.data_dir, MNIST)
     if not (OUT / "teacher.keras").exists():
         print("no teacher: run benchmarks/mnist_teacher.py first", file=sys.stderr)
         return 2
@@ -100,7 +108,7 @@ def main(argv=None) -> int:
     results = OUT / "builds.json"
     for profile in args.profiles.split(","):
         print(f"== {profile}", flush=True)
-        rows.append(run_one(profile, args.time_budget))
+        rows.append(run_one(profile, args.time_budget, train=data / MNIST[0], test=data / MNIST[1]))
         print(json.dumps({k: v for k, v in rows[-1].items() if k not in ("command", "seconds")}), flush=True)
         doc = {"teacher": teacher, "time_budget": args.time_budget or "default", "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
                "date": time.strftime("%Y-%m-%d"), "rows": rows}

@@ -1,6 +1,7 @@
 """Benchmark 1: MNIST in the setup of the Keras knowledge-distillation example, through edgekd's engine.
 
     .venv/bin/python benchmarks/mnist_kd.py            # about 30-60 min on 2 busy cores (the teacher dominates)
+    .venv/bin/python benchmarks/mnist_kd.py --data-dir DIR   # MNIST from DIR (default $EDGEKD_DATA, else ../shared/data)
 
 The teacher and student are the example's shapes; the teacher trains 5 epochs, every student 3, all with
 Adam (lr 1e-3) and batch 32 as `fit` defaults to there, T=10 and 0.9 on the teacher term (the example's
@@ -13,13 +14,15 @@ alpha=0.1 weighs the *student* term). Three students from the same initial weigh
 Then the epoch-cost check: plain tf_keras training of the student and cached KD, one epoch each in
 alternation for 5 rounds (the first dropped), wall time and CPU time, so that load from other processes hits both alike.
 
-Writes benchmarks/out/mnist/results.json and prints a Markdown table.
+Writes benchmarks/out/mnist/results.json (copied to benchmarks/results/mnist_kd.json) and prints a Markdown table.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -31,8 +34,9 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 OUT = HERE / "out" / "mnist"
-DATA = HERE.parent.parent / "shared" / "data"
+RESULTS = HERE / "results" / "mnist_kd.json"
 TEACHER_EPOCHS, STUDENT_EPOCHS, BATCH, LR, T, ALPHA = 5, 3, 32, 1e-3, 10.0, 0.9
 
 
@@ -72,7 +76,7 @@ def student_model():
     )
 
 
-def main():
+def distillation_table(data: Path):
     import tf_keras as keras
 
     from edgekd.data import load_dataset, preprocessing_for
@@ -80,7 +84,7 @@ def main():
     from edgekd.teachers import Teacher, soft_labels
 
     OUT.mkdir(parents=True, exist_ok=True)
-    train, test = load_dataset(str(DATA / "mnist_train.npz")), load_dataset(str(DATA / "mnist_test.npz"))
+    train, test = load_dataset(str(data / "mnist_train.npz")), load_dataset(str(data / "mnist_test.npz"))
     pre = preprocessing_for(train)
     x, xt = pre.apply(train.x).astype(np.float32), pre.apply(test.x).astype(np.float32)
 
@@ -137,6 +141,8 @@ def main():
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip(),
     }
     (OUT / "results.json").write_text(json.dumps(info, indent=2))
+    RESULTS.parent.mkdir(exist_ok=True)
+    shutil.copyfile(OUT / "results.json", RESULTS)
     print("| model | params | test accuracy | seconds / epoch (median of epochs 2-3) |")
     print("|---|---|---|---|")
     for r in rows:
@@ -144,7 +150,7 @@ def main():
     print(f"teacher over the training set once (the cache): {cache_s:.1f} s; cached KD epoch / scratch epoch = {cached / scratch:.2f}")
 
 
-def interleaved_timing(rounds: int = 5):
+def interleaved_timing(data: Path, rounds: int = 5):
     """Epoch cost of cached KD against plain tf_keras training of the same student, measured epoch by epoch in
     alternation so that load from other processes on a shared machine hits both alike. The first round (graph
     tracing) is dropped; the medians of the rest are compared. Adds "interleaved_timing" to results.json."""
@@ -155,7 +161,7 @@ def interleaved_timing(rounds: int = 5):
     from edgekd.distill.distiller import Distiller
     from edgekd.teachers import Teacher, soft_labels
 
-    train = load_dataset(str(DATA / "mnist_train.npz"))
+    train = load_dataset(str(data / "mnist_train.npz"))
     x = preprocessing_for(train).apply(train.x).astype(np.float32)
     y = train.y.astype(np.int32)
     teacher = keras.models.load_model(OUT / "teacher.keras", compile=False)
@@ -185,10 +191,22 @@ def interleaved_timing(rounds: int = 5):
     results = json.loads(path.read_text()) if path.exists() else {}
     results["interleaved_timing"] = info
     path.write_text(json.dumps(results, indent=2))
+    RESULTS.parent.mkdir(exist_ok=True)
+    shutil.copyfile(path, RESULTS)
     print(f"interleaved epochs (median of rounds 2-{rounds}): plain tf_keras fit {med['plain']:.1f} s wall / {med_cpu['plain']:.1f} s CPU, "
           f"cached KD {med['kd_cached']:.1f} s / {med_cpu['kd_cached']:.1f} s CPU; ratio {info['kd_over_plain']:.2f} wall, {info['kd_over_plain_cpu']:.2f} CPU")
 
 
+def main(argv=None):
+    from bench_data import MNIST, add_data_dir_argument, data_dir
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_data_dir_argument(parser)
+    args = parser.parse_args(argv)
+    data = data_dir(args.data_dir, MNIST)
+    distillation_table(data)
+    interleaved_timing(data)
+
+
 if __name__ == "__main__":
     main()
-    interleaved_timing()

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/mnist_teacher.py                 # 5-12 min on 2 cores, 4 epochs at most
     .venv/bin/python benchmarks/mnist_teacher.py --budget-min 6  # fewer epochs when the cores are busy
 
-Reads ../shared/data/mnist_{train,test}.npz (x uint8 (N, 28, 28), y int64) and feeds the model exactly what an
+Reads mnist_{train,test}.npz from --data-dir (default $EDGEKD_DATA, else ../shared/data beside the repository; x uint8 (N, 28, 28), y int64) and feeds the model exactly what an
 edgekd student gets from that file: samples of shape (28, 28, 1) (edgekd.data adds the channel axis), scaled
 x / 255 into [0, 1] (edgekd.data.preprocessing_for on uint8). The model outputs logits (no softmax).
 
@@ -14,7 +14,8 @@ dense 10 (317,354 params); Adam 2e-3 with cosine decay over the planned epochs, 
 epoch that would end past --budget-min (judged by the mean epoch so far) is not started.
 
 Writes benchmarks/out/mnist_build/teacher.keras (tf_keras, .keras format, checked to reload) and teacher.json
-(params, epochs, training seconds, test accuracy, date, machine), and prints a one-line summary.
+(params, epochs, training seconds, test accuracy, date, machine; copied to benchmarks/results/mnist_teacher.json), and
+prints a one-line summary.
 """
 from __future__ import annotations
 
@@ -32,12 +33,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parent.parent / "shared" / "data"
+sys.path.insert(0, str(HERE))
 OUT = HERE / "out" / "mnist_build"
 
+from bench_data import MNIST, add_data_dir_argument, data_dir  # noqa: E402
 
-def load(name):
-    with np.load(DATA / f"mnist_{name}.npz") as d:  # the same layout and scaling as edgekd.data gives the student
+
+def load(data: Path, name: str):
+    with np.load(data / f"mnist_{name}.npz") as d:  # the same layout and scaling as edgekd.data gives the student
         return (d["x"][..., None].astype(np.float32) / np.float32(255.0)), d["y"].astype(np.int64).reshape(-1)
 
 
@@ -64,12 +67,15 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=4, help="most epochs to train (default 4)")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--out", type=Path, default=OUT, help=f"output folder (default {OUT.relative_to(HERE.parent)})")
+    parser.add_argument("--results", default="mnist_teacher.json", help="copy of teacher.json under benchmarks/results/ (default %(default)s)")
+    add_data_dir_argument(parser)
     args = parser.parse_args(argv)
+    data = data_dir(args.data_dir, MNIST)
 
     import tf_keras as keras
 
-    x, y = load("train")
-    xt, yt = load("test")
+    x, y = load(data, "train")
+    xt, yt = load(data, "test")
     keras.utils.set_random_seed(0)
     model = teacher_model()
     steps = -(-len(x) // args.batch)
@@ -113,6 +119,8 @@ def main(argv=None):
         "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpu_count": os.cpu_count(), "python": platform.python_version()},
     }
     (args.out / "teacher.json").write_text(json.dumps(info, indent=2) + "\n")
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / args.results).write_text(json.dumps(info, indent=2) + "\n")
     print(f"teacher {path}: {info['params']:,} params, {info['epochs']} epochs in {train_s / 60:.1f} min, test accuracy {accuracy:.2%}", flush=True)
 
 

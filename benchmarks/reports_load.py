@@ -12,7 +12,8 @@
    load time; and the runtime run on a real Python 3.8 (with ONNX Runtime, the engine that still ships
    3.8 wheels) when python3.8 is on the PATH.
 
-Raw results go to benchmarks/out/reports_load.json; a summary is printed.
+Raw results go to benchmarks/out/reports_load.json (copied to benchmarks/results/reports_load.json, see --results); a
+summary is printed.
 """
 from __future__ import annotations
 
@@ -225,7 +226,7 @@ def bare_loop(call, runs: int) -> float:
 
 def overhead_phase(bundle_dir: Path, rounds: int, target_s: float):
     from edgekd_runtime import Bundle, Model
-    from edgekd_runtime.profiler import time_invocations
+    from edgekd_runtime import time_invocations
 
     out = []
     for name in ("android-midrange", "jetson-nano", "cortex-m7"):
@@ -359,6 +360,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=9, help="interleaved rounds of profiler vs bare loop")
     ap.add_argument("--skip-venv", action="store_true", help="skip the fresh-venv size and Python 3.8 measurements")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "reports_load.json"))
+    ap.add_argument("--results", default="reports_load.json", help="copy of --out under benchmarks/results/ (default %(default)s)")
     args = ap.parse_args()
     bundle_dir = Path(args.bundles)
     if not (bundle_dir / "android-midrange").exists():
@@ -407,6 +409,8 @@ def main():
     results["machine"]["load_avg_at_end"] = os.getloadavg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
+    (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
+    shutil.copyfile(args.out, ROOT / "benchmarks" / "results" / args.results)
     ok = all(results[k]["lost"] == 0 and results[k]["duplicated_rows"] == 0 and results[k]["rows"] == args.senders * args.per_sender
              for k in ("load_sqlite", "kill_restart_sqlite", "load_postgres", "kill_restart_postgres") if k in results)
     ok = ok and all(results[k]["acked_before_kill_lost"] == 0 for k in ("kill_restart_sqlite", "kill_restart_postgres") if k in results)
