@@ -3,6 +3,7 @@
 student trained from labels alone.
 
     .venv/bin/python benchmarks/do_no_harm.py            # ~15 min on 2 cores
+    .venv/bin/python benchmarks/do_no_harm.py --data-dir DIR   # MNIST from DIR (default $EDGEKD_DATA, else ../shared/data)
 
 The weak teacher is a two-layer MLP trained for one epoch on MNIST (about 97%: a convolutional student reaches about
 that from labels alone). The same `edgekd build` then runs three times with the same student spec, data, budget and
@@ -24,25 +25,27 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 OUT = HERE / "out" / "do_no_harm"
-DATA = HERE.parent.parent / "shared" / "data"
 BIN = Path(sys.executable).parent
 RUNS = {"chosen by the build": [], "labels alone (--alpha 0)": ["--alpha", "0"], "fixed alpha 0.7, T 4": ["--alpha", "0.7", "--temperature", "4"]}
 
+from bench_data import MNIST, add_data_dir_argument, data_dir  # noqa: E402
 
-def weak_teacher(path: Path) -> dict:
+
+def weak_teacher(path: Path, data: Path) -> dict:
     import numpy as np
     import tf_keras as keras
 
     keras.utils.set_random_seed(0)
-    d = np.load(DATA / "mnist_train.npz")
+    d = np.load(data / "mnist_train.npz")
     x, y = d["x"][..., None].astype("float32") / 255.0, d["y"]
     model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(256, activation="relu"),
                               keras.layers.Dense(10)], name="weak_mlp")
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     start = time.monotonic()
     model.fit(x, y, epochs=1, batch_size=128, verbose=0)
-    t = np.load(DATA / "mnist_test.npz")
+    t = np.load(data / "mnist_test.npz")
     acc = float(np.mean(model.predict(t["x"][..., None] / 255.0, verbose=0).argmax(1) == t["y"]))
     model.save(path)
     return {"params": int(model.count_params()), "test_accuracy": acc, "train_seconds": round(time.monotonic() - start, 1)}
@@ -52,15 +55,17 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--student", default="mobilenetv3:width=0.5,depth=3")
     ap.add_argument("--time-budget", default="4m")
+    add_data_dir_argument(ap)
     args = ap.parse_args(argv)
+    data = data_dir(args.data_dir, MNIST)
     OUT.mkdir(parents=True, exist_ok=True)
     teacher = OUT / "weak_teacher.keras"
-    info = weak_teacher(teacher)
+    info = weak_teacher(teacher, data)
     print(f"weak teacher: {info}", flush=True)
     rows = []
     for label, extra in RUNS.items():
         out = OUT / label.split(" ")[0]
-        cmd = [str(BIN / "edgekd"), "build", "--teacher", str(teacher), "--data", str(DATA / "mnist_train.npz"), "--eval", str(DATA / "mnist_test.npz"),
+        cmd = [str(BIN / "edgekd"), "build", "--teacher", str(teacher), "--data", str(data / "mnist_train.npz"), "--eval", str(data / "mnist_test.npz"),
                "--profile", "linux-x86", "--formats", "tflite-fp32", "--student", args.student, "--time-budget", args.time_budget,
                "--out", str(out), "--force", "--quiet", *extra]
         start = time.monotonic()

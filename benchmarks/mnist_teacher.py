@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/mnist_teacher.py                 # 5-12 min on 2 cores, 4 epochs at most
     .venv/bin/python benchmarks/mnist_teacher.py --budget-min 6  # fewer epochs when the cores are busy
 
-Reads mnist_{train,test}.npz from --data-dir (default $EDGEKD_DATA, else ../shared/data beside the repository; x uint8 (N, 28, 28), y int64) and feeds the model exactly what an
-edgekd student gets from that file: samples of shape (28, 28, 1) (edgekd.data adds the channel axis), scaled
-x / 255 into [0, 1] (edgekd.data.preprocessing_for on uint8). The model outputs logits (no softmax).
+Reads mnist_{train,test}.npz (x uint8 (N, 28, 28), y int64) from --data-dir (default $EDGEKD_DATA, else
+../shared/data beside the repository) and feeds the model exactly what an edgekd student gets from that file:
+samples of shape (28, 28, 1) (edgekd.data adds the channel axis), scaled x / 255 into [0, 1]
+(edgekd.data.preprocessing_for on uint8). The model outputs logits (no softmax).
 
 Conv 32 5x5, max-pool, conv 64 5x5, max-pool (each conv unpadded + BatchNorm + ReLU), dense 256, dropout 0.3,
 dense 10 (317,354 params); Adam 2e-3 with cosine decay over the planned epochs, batch 128, no augmentation, seed 0.
