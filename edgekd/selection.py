@@ -244,7 +244,8 @@ def tournament(entries: List[Entry], data: TrainingSet, seconds: float, retain: 
 
     Each round keeps half: first the smallest of those whose validation accuracy reaches the round's threshold
     (``retain`` x the teacher's, or the round's best less two standard errors when that is lower), then the most
-    accurate of the rest. Survivors keep their weights from round to round and train on twice the samples.
+    accurate of the rest; when none reaches the target, the most accurate. Survivors keep their weights from round to
+    round and train on twice the samples.
     """
     per_sample = float(np.mean([e.seconds_per_sample for e in entries]))
     plan = rounds_plan(len(entries))
@@ -267,14 +268,7 @@ def tournament(entries: List[Entry], data: TrainingSet, seconds: float, retain: 
             done_work += 2 ** r
             if advance is not None:
                 advance(done_work / total_work, f"round {r + 1}/{len(plan)} {e.report.spec} val_acc {acc:.4f}")
-        best = max(e.score for e in survivors)
-        # Two standard errors of an accuracy near the target: the margin within which the split cannot tell two apart.
-        p = min(target, best) if best > 0.5 * target else target
-        noise = 2 * math.sqrt(max(p * (1 - p), 1e-4) / len(data.y_val))
-        threshold = min(target, best - noise)
-        eligible = sorted([e for e in survivors if e.score >= threshold], key=lambda e: e.size)
-        rest = sorted([e for e in survivors if e.score < threshold], key=lambda e: -e.score)
-        ranked = eligible + rest
+        ranked, threshold = rank_round(survivors, target, len(data.y_val))
         for e in survivors:
             e.rounds[-1]["threshold"] = round(threshold, 4)
         keep = len(ranked) if r == len(plan) - 1 else math.ceil(len(ranked) / 2)
@@ -284,6 +278,36 @@ def tournament(entries: List[Entry], data: TrainingSet, seconds: float, retain: 
     for e in entries:
         e.model = None  # free the candidates; the winner is trained afresh
     return survivors[0]
+
+
+def rank_round(survivors: List[Entry], target: float, n_val: int) -> Tuple[List[Entry], float]:
+    """Survivors in the order a round keeps them, and the round's threshold: those at the threshold smallest first,
+    then the rest by accuracy."""
+    best = max(e.score for e in survivors)
+    # Two standard errors of an accuracy near the target: the margin within which the split cannot tell two apart.
+    p = min(target, best) if best > 0.5 * target else target
+    noise = 2 * math.sqrt(max(p * (1 - p), 1e-4) / n_val)
+    # Below the target the rounds have not shown that a smaller student suffices, and short rounds favour small
+    # students (they learn fast, then stop): rank by accuracy alone.
+    threshold = min(target, best - noise) if best >= target else best
+    eligible = sorted([e for e in survivors if e.score >= threshold], key=lambda e: e.size)
+    rest = sorted([e for e in survivors if e.score < threshold], key=lambda e: -e.score)
+    return eligible + rest, threshold
+
+
+def reason(winner: Entry, entries: List[Entry], retain: float, teacher_val: float) -> str:
+    """Why the tournament chose ``winner``, in a line for the fit report and the manifest."""
+    last = winner.rounds[-1]
+    target = retain * teacher_val
+    best = max(e.score for e in entries if e.out_in_round is None and e.score is not None)
+    if last["val_acc"] >= target:
+        return (f"smallest of {len(entries)} candidates to reach {100 * retain:g}% of the teacher's validation accuracy "
+                f"({100 * last['val_acc']:.2f}% >= {100 * target:.2f}% after {last['samples']} samples)")
+    if best >= target:
+        return (f"smallest of {len(entries)} candidates within two standard errors of the best ({100 * last['val_acc']:.2f}% "
+                f"against {100 * best:.2f}%, target {100 * target:.2f}%, after {last['samples']} samples)")
+    return (f"none of {len(entries)} candidates reached {100 * target:.2f}% in the tournament; the most accurate "
+            f"({100 * last['val_acc']:.2f}% after {last['samples']} samples)")
 
 
 def teacher_weight(report: FitReport, data: TrainingSet, samples: int, batch_size: int, seed: int = 0,

@@ -136,6 +136,30 @@ def test_tournament_keeps_the_smallest_that_reaches_the_target(digits_split):
     assert {str(e.report.spec) for e in entries if e.out_in_round == 0} == {specs[0], specs[3]}
 
 
+def test_a_round_below_the_target_ranks_by_accuracy_not_size():
+    """Short rounds favour small students (they learn fast, then stop): when none reaches the target, the smallest
+    "within noise of the best" would be a guess, so a round keeps the most accurate first."""
+    from edgekd.profiles import load_profile
+    from edgekd.selection import Entry, rank_round, reason
+    from edgekd.sizing import fit_report, student_cost
+    from edgekd.students import StudentSpec
+
+    prof = load_profile("linux-x86")
+    specs = ["mlp:width=0.125,depth=1", "mlp:width=0.5,depth=1", "mlp:width=2,depth=2"]
+    entries = [Entry(fit_report(prof, StudentSpec.parse(s), student_cost(StudentSpec.parse(s), (64,), 10)), 1e-4) for s in specs]
+    for e, acc in zip(entries, (0.480, 0.490, 0.475)):  # within two standard errors of each other on 300 samples
+        e.rounds.append({"round": 0, "samples": 6400, "val_acc": acc})
+    ranked, threshold = rank_round(entries, target=0.95, n_val=300)
+    assert [str(e.report.spec) for e in ranked] == [specs[1], specs[0], specs[2]] and threshold == 0.49
+    assert "the most accurate (49.00%" in reason(ranked[0], entries, 0.95, 1.0)
+    # At the target, the smallest within noise of the best still wins: that is the point of the tournament.
+    for e, acc in zip(entries, (0.945, 0.960, 0.965)):
+        e.rounds[-1]["val_acc"] = acc
+    ranked, _ = rank_round(entries, target=0.95, n_val=300)
+    assert str(ranked[0].report.spec) == specs[0]
+    assert "smallest of 3 candidates within two standard errors of the best" in reason(ranked[0], entries, 0.95, 1.0)
+
+
 def test_best_teacher_setting_prefers_labels_alone_on_a_tie():
     from edgekd.selection import best_setting
 
