@@ -323,7 +323,8 @@ def profiles_calibrate(
 
 def main(argv: Optional[List[str]] = None) -> int:
     try:
-        app(args=argv, standalone_mode=False)
+        # Commands return nothing; an int is the code of an Exit, and typer turns Ctrl-C into Exit(130).
+        code = app(args=argv, standalone_mode=False)
     except RuntimeFailure as exc:
         typer.echo(f"edgekd: error: {exc}", err=True)
         return exc.exit_code
@@ -337,6 +338,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             exc.show()
             return exc.exit_code
         raise
+    if isinstance(code, int) and code:
+        if code == 130:
+            typer.echo("edgekd: aborted", err=True)
+        return code
     return 0
 
 

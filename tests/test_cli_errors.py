@@ -50,3 +50,27 @@ def test_nan_in_data(tmp_path):
 def test_runtime_missing_bundle(tmp_path):
     proc = run_cli("edgekd-runtime", "info", str(tmp_path / "nothing"))
     assert proc.returncode == 2 and "bundle not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_ctrl_c_during_a_build_exits_130_with_a_message(tmp_path, teacher_path):
+    """typer turns Ctrl-C into an exit code the CLI used to drop: the build looked successful (exit 0, no message)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    cmd = [os.path.join(os.path.dirname(sys.executable), "edgekd"), "build", "--teacher", str(teacher_path), "--data", "digits",
+           "--eval", "digits", "--profile", "cortex-m7", "--out", str(tmp_path / "o"), "--time-budget", "5m"]
+    # Ctrl-C reaches the process with SIGINT at its default handler (a background job would ignore it).
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    seen = ""
+    while "teacher" not in seen:  # the build has started working (imports done, teacher loaded)
+        line = proc.stderr.readline()
+        assert line, f"build ended before it started: {seen}"
+        seen += line
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, seen + err
+    assert "edgekd: aborted" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
