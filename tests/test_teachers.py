@@ -120,6 +120,7 @@ def test_looks_like_probabilities():
 
 
 def test_soft_label_cache_runs_the_teacher_once(tiny, tmp_path, monkeypatch):
+    import edgekd.teachers as teachers
     from edgekd.teachers import cache
 
     model, x, ref = tiny
@@ -132,7 +133,8 @@ def test_soft_label_cache_runs_the_teacher_once(tiny, tmp_path, monkeypatch):
     assert len(calls) == n_calls  # served from disk
     np.testing.assert_array_equal(first, second)
     np.testing.assert_allclose(first, ref, atol=2e-2)  # float16 storage
-    assert list((tmp_path / "cache" / "soft_labels").glob("*.npy"))
+    assert list((tmp_path / "cache" / "soft_labels").glob("*.npy")) == [cache.soft_label_path(t, "d" * 64)]
+    assert not hasattr(teachers, "CACHE_DIR")  # so a test that moves the package's cache fails loudly
 
 
 def test_refusals_before_training(tiny, tmp_path):

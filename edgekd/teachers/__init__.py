@@ -5,7 +5,7 @@ models and callables to a Teacher), :mod:`.fingerprint` (sha256 identities of te
 :mod:`.cache` (soft labels kept on disk; its ``CACHE_DIR`` is the one to point elsewhere) and :mod:`.checks`
 (teachers against the data, before training).
 """
-from .cache import soft_labels
+from .cache import soft_label_path, soft_labels
 from .checks import check_teachers
 from .fingerprint import data_fingerprint, fingerprint_callable, fingerprint_path, fingerprint_weights
 from .loaders import SUFFIXES, load_teacher
@@ -21,5 +21,6 @@ __all__ = [
     "fingerprint_weights",
     "load_teacher",
     "looks_like_probabilities",
+    "soft_label_path",
     "soft_labels",
 ]

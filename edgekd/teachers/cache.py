@@ -1,7 +1,9 @@
 """The soft-label cache: a teacher's logits on a data set, computed once and kept on disk.
 
 Entries live under ``CACHE_DIR/soft_labels`` (``$EDGEKD_CACHE``, default ``.edgekd-cache``), named by the first
-16 hex digits of the teacher's and the data's fingerprints. Tests point ``CACHE_DIR`` of this module elsewhere.
+16 hex digits of the teacher's and the data's fingerprints; distillation keeps its feature targets beside them, in
+``CACHE_DIR/features``. To move the cache (a test, say), set ``CACHE_DIR`` of this module and read it at call time:
+the package does not re-export it, so setting it on ``edgekd.teachers`` fails instead of doing nothing.
 """
 from __future__ import annotations
 
@@ -15,10 +17,15 @@ from .teacher import Teacher
 CACHE_DIR = Path(os.environ.get("EDGEKD_CACHE", ".edgekd-cache"))
 
 
+def soft_label_path(teacher: Teacher, data_fingerprint: str) -> Path:
+    """Where :func:`soft_labels` keeps the teacher's logits on the data with this fingerprint (it may not exist yet)."""
+    return CACHE_DIR / "soft_labels" / f"{teacher.fingerprint[:16]}-{data_fingerprint[:16]}.npy"
+
+
 def soft_labels(teacher: Teacher, x: np.ndarray, data_fingerprint: str, cache: bool = True, on_progress=None) -> np.ndarray:
     """Teacher logits for ``x``, computed once per (teacher, data) and kept on disk as float16.
     ``on_progress(fraction)`` is called as chunks are labelled."""
-    path = CACHE_DIR / "soft_labels" / f"{teacher.fingerprint[:16]}-{data_fingerprint[:16]}.npy"
+    path = soft_label_path(teacher, data_fingerprint)
     if cache and path.is_file():
         logits = np.load(path).astype(np.float32)
         if logits.shape[0] == len(x):
