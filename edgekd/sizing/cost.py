@@ -33,6 +33,7 @@ TFLM_OP_BYTES = 81
 TFLM_CHANNEL_BYTES = 8
 TFLM_FIXED_BYTES = 800
 
+
 @dataclass
 class Cost:
     params: int  # as Keras counts them (batch-norm statistics included)

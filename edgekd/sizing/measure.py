@@ -13,6 +13,7 @@ from ..profiles import BYTES_PER_WEIGHT, DeviceProfile
 from ..students import StudentSpec
 from ..students.nn import peak_live
 
+
 @dataclass
 class GraphMeasure:
     """What a converted .tflite file costs, read from the file itself."""
@@ -44,6 +45,7 @@ def converted_cost(blob: bytes) -> GraphMeasure:
         model_bytes=len(blob), peak_activation_bytes=peak_live(sizes, order, inputs, outputs), ops=len(ops),
         tensors=len(details), op_names=tuple(sorted({op["op_name"] for op in ops})),
     )
+
 
 def _random_calibration(input_shape, n=8):
     # Sizes and arenas do not depend on the calibration values, only on the graph.

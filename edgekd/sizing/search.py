@@ -97,6 +97,7 @@ def candidates(profile: DeviceProfile, input_shape, family: Optional[str] = None
 def _native_side(input_shape) -> Optional[int]:
     return int(input_shape[0]) if len(input_shape) >= 2 else None
 
+
 def priced(profile: DeviceProfile, input_shape, num_classes: int, family: str, upscale: bool = False) -> List[FitReport]:
     """Every distinct candidate of ``family`` whose ops the profile's engine has, priced from its architecture."""
     reports: List[FitReport] = []
