@@ -15,6 +15,7 @@ from .budget import Budget, format_seconds, parse_duration
 from .data import load_dataset, preprocessing_for
 from .errors import BudgetError
 from .profiles import DeviceProfile
+from .search_setup import student_families, validation_split
 from .selection import RETAIN, Entry, TrainingSet, candidate_pool, fit_schedule, probe_speed, tournament
 from .teachers import data_fingerprint, load_teacher, soft_labels
 
@@ -47,18 +48,16 @@ def rank_by_accuracy(profile: DeviceProfile, teacher, data, family: Optional[str
                      time_budget="5m", retain: float = RETAIN, max_student_ratio: float = 0.25, batch_size: int = 64, seed: int = 0) -> Ranking:
     """Train the students that fit ``profile`` on ``teacher``'s soft labels in a successive-halving tournament
     within ``time_budget``; the winner is the smallest that reaches ``retain`` of the teacher's validation accuracy."""
-    from .pipeline import _families, _validation_split
-
     clock = Budget(parse_duration(time_budget))
     ds = load_dataset(str(data))
-    train, val, note = _validation_split(ds, ds.num_classes, seed)
+    train, val, note = validation_split(ds, ds.num_classes, seed)
     pre = preprocessing_for(ds)
     x, x_val = pre.apply(train.x).astype(np.float32), pre.apply(val.x).astype(np.float32)
     t = load_teacher(teacher)
     tset = TrainingSet(x, train.y, soft_labels(t, x, data_fingerprint(x)), x_val, val.y, soft_labels(t, x_val, data_fingerprint(x_val)),
                        tuple(train.input_shape), ds.num_classes)
     params = t.keras_model.count_params() if t.keras_model is not None else None
-    families = [family] if family else _families(profile, train.input_shape)
+    families = [family] if family else student_families(profile, train.input_shape)
     pool = candidate_pool(profile, train.input_shape, ds.num_classes, families, max_params=int(params * max_student_ratio) if params else None,
                           upscale=upscale, calibration=x[:64])
     speeds, trace = probe_speed(pool, tset, batch_size, seed)

@@ -6,7 +6,6 @@ reason it could not be measured here.
 """
 from __future__ import annotations
 
-import datetime
 import json
 import shutil
 import tempfile
@@ -16,15 +15,15 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from edgekd_runtime import Manifest, Preprocessing, TensorSpec, write_bundle
+from edgekd_runtime import Preprocessing, TensorSpec
 
+from ..bundle_assembly import EVAL_SAMPLES, assemble_bundle, profile_section, student_section
 from ..errors import ConversionError, DataError, EdgekdError
 from . import Converted, convert, resolve_target
 from .parity import check as parity_check
 from .parity import FAILURE_HINT, failure_reason
 from .tflite import CALIBRATION_SAMPLES
 
-EVAL_SAMPLES = 1000
 PARITY_FILE = "parity.json"
 
 
@@ -109,6 +108,7 @@ def convert_student(
     coreml_compress: Optional[str] = None,
     trt_precision: str = "fp16",
     op_limits: Optional[List[str]] = None,
+    profile=None,
     eval_samples: int = EVAL_SAMPLES,
     calibration_samples: Optional[int] = None,
 ) -> BatchResult:
@@ -117,12 +117,18 @@ def convert_student(
 
     Data are raw (as stored); ``preprocessing`` maps them to the student's input and defaults to the
     map edgekd trains with (uint8 images /255, other data scaled to [0, 1] by their range).
+    ``profile`` (a device profile or its name): recorded in the manifest, so the device runs its engine's
+    artifact first; its op limits apply to tflm-int8 unless ``op_limits`` is given.
 
     >>> r = convert_student("student.keras", "tflite-int8,onnx,coreml", "out/conv", calibration="train.npz", eval="test.npz")  # doctest: +SKIP
     >>> [(c.artifact.format, c.artifact.verification) for c in r.converted]
     """
     from ..data import preprocessing_for
+    from ..profiles import load_profile
 
+    device = load_profile(profile) if profile is not None else None
+    if device is not None and op_limits is None:
+        op_limits = device.op_limits
     names = targets.split(",") if isinstance(targets, str) else list(targets)
     formats = list(dict.fromkeys(resolve_target(t) for t in names if t.strip()))
     if not formats:
@@ -173,35 +179,39 @@ def convert_student(
             "eval_source": check_set.source,
             "artifacts": {fmt: {"path": c.artifact.path, "bytes": c.artifact.bytes, "verification": c.artifact.verification, **c.artifact.host_metrics} for fmt, c in converted.items()},
         }
-        files: Dict[str, Any] = {PARITY_FILE: json.dumps(parity, indent=2).encode()}
-        for conv in converted.values():
-            files.update({k: str(v) for k, v in conv.files.items()})
-        eval_path = staging / "eval.npz"
-        arrays = {"x": x_raw, "host_outputs": keras_logits.astype(np.float32)}
-        if y is not None:
-            arrays["y"] = y
-        np.savez_compressed(eval_path, **arrays)
-        files["eval.npz"] = str(eval_path)
-        from .. import __version__
-
-        manifest = Manifest(
+        cost = _cost_or_none(model)
+        assemble_bundle(
+            out,
             name=out.name,
-            labels=list(labels),
-            input=TensorSpec([1, *expected], str(check_set.x.dtype)),
+            labels=labels,
+            input_spec=TensorSpec([1, *expected], str(check_set.x.dtype)),
             preprocessing=pre,
-            artifacts=[c.artifact for c in converted.values()],
-            files={},
+            converted=list(converted.values()),
+            eval_x=x_raw,
+            eval_y=y,
+            host_outputs=keras_logits,
+            student=student_section(cost, model.count_params(), name=getattr(model, "name", ""), keras_accuracy=keras_acc),
             teacher={"fingerprint": teacher_fingerprint} if teacher_fingerprint else {},
-            student={"name": getattr(model, "name", ""), "params": int(model.count_params()), "keras_accuracy": keras_acc},
-            reference={"indices": list(range(min(8, n_eval))), "outputs": keras_logits[:8].round(5).tolist()},
-            created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            producer=f"edgekd {__version__}",
+            profile=profile_section(device) if device is not None else None,
+            extra_files={PARITY_FILE: json.dumps(parity, indent=2).encode()},
+            force=force,
         )
-        write_bundle(str(out), manifest, files, force=force)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    result = BatchResult(out, list(converted.values()), keras_acc, parity)
-    return result
+    return BatchResult(out, list(converted.values()), keras_acc, parity)
+
+
+def _cost_or_none(model):
+    """The student's cost read from its layers, for the MACs calibration needs; None for a model the layer
+    reader cannot price (quantization wrappers, nested models), whose bundle then goes without them rather
+    than failing a conversion that succeeded."""
+    from ..sizing import model_cost
+
+    try:
+        cost = model_cost(model)
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+        return None
+    return cost if cost.macs > 0 else None
 
 
 def raise_for_failures(result: BatchResult) -> None:
@@ -211,12 +221,4 @@ def raise_for_failures(result: BatchResult) -> None:
         raise ConversionError(f"parity failed: {reasons}", f"see {result.out / PARITY_FILE}; {FAILURE_HINT}")
 
 
-def summary_rows(result: BatchResult) -> List[Dict[str, Any]]:
-    rows = []
-    for c in result.converted:
-        a = c.artifact
-        rows.append({"format": a.format, "path": a.path, "bytes": a.bytes, "verification": a.verification, **{k: v for k, v in a.host_metrics.items()}})
-    return rows
-
-
-__all__ = ["BatchResult", "convert_student", "load_student", "raise_for_failures", "summary_rows"]
+__all__ = ["BatchResult", "convert_student", "load_student", "raise_for_failures"]

@@ -1,0 +1,111 @@
+"""Assemble a bundle on the host: the converted artifacts and everything a device needs beside them, written
+through the runtime's ``write_bundle`` under the runtime's manifest schema (``edgekd_runtime.manifest``).
+
+``edgekd build`` and ``edgekd convert`` both end here, so a bundle from either carries the same parts: the
+artifacts with their parity, ``eval.npz`` (raw eval inputs, labels when known, the host's outputs), the
+reference outputs in the manifest, the drift reference ``edgekd-runtime monitor`` compares field data with,
+the student's MACs and activation elements ``edgekd profiles calibrate`` fits latency with, the device
+profile when one is known, preprocessing and labels.
+"""
+from __future__ import annotations
+
+import datetime
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+from edgekd_runtime import Manifest, Preprocessing, TensorSpec, write_bundle
+from edgekd_runtime.drift import DRIFT_NAME, reference_json
+from edgekd_runtime.manifest import EVAL_NAME
+
+from . import __version__
+
+if TYPE_CHECKING:
+    from .convert import Converted
+    from .profiles import DeviceProfile
+    from .sizing import Cost, FitReport
+
+EVAL_SAMPLES = 1000  # eval samples carried in a bundle: enough for a stable accuracy, small enough for an MCU's host
+REFERENCE_SAMPLES = 8  # host outputs written into the manifest itself
+
+
+def profile_section(profile: "DeviceProfile", fit: Optional["FitReport"] = None) -> Dict[str, Any]:
+    """The manifest's ``profile``: the runtime prefers the artifact of its engine, and reports the fit's latency
+    estimate beside what it measures."""
+    section: Dict[str, Any] = {"name": profile.name, "device_class": profile.device_class, "engine": profile.engine}
+    if fit is not None:
+        section["fit"] = fit.to_dict()
+    return section
+
+
+def student_section(cost: Optional["Cost"], params: int, **details: Any) -> Dict[str, Any]:
+    """The manifest's ``student``: its size and, when its cost is known, the MACs and activation elements a
+    profile's latency model is calibrated with."""
+    section: Dict[str, Any] = {"params": int(params)}
+    if cost is not None:
+        section.update(macs=cost.macs, activation_elems=cost.activation_traffic_elems)
+    section.update(details)
+    return section
+
+
+def assemble_bundle(
+    out: Union[str, Path],
+    *,
+    name: str,
+    labels: List[str],
+    input_spec: TensorSpec,
+    preprocessing: Preprocessing,
+    converted: Sequence["Converted"],
+    eval_x: np.ndarray,
+    eval_y: Optional[np.ndarray],
+    host_outputs: np.ndarray,
+    student: Dict[str, Any],
+    teacher: Optional[Dict[str, Any]] = None,
+    profile: Optional[Dict[str, Any]] = None,
+    extra_files: Optional[Dict[str, Union[str, bytes]]] = None,
+    make_zip: bool = False,
+    force: bool = False,
+    sign_key: Optional[Union[str, Path]] = None,
+) -> str:
+    """Write the bundle of ``converted`` (primary first) to ``out`` and return its path (signed with the ed25519
+    ``sign_key`` when given).
+
+    ``eval_x`` are raw eval inputs as the device receives them, ``eval_y`` their labels (None when only unlabelled
+    data were given), ``host_outputs`` the outputs, on them, of the model the primary artifact was made from.
+    ``student`` comes from :func:`student_section`, ``profile`` from :func:`profile_section`. The files the
+    converters wrote must still exist: they are copied in here.
+    """
+    host_outputs = np.asarray(host_outputs, dtype=np.float32)
+    files: Dict[str, Union[str, bytes]] = dict(extra_files or {})
+    for conv in converted:
+        files.update({k: str(v) for k, v in conv.files.items()})
+    arrays = {"x": eval_x, "host_outputs": host_outputs}
+    if eval_y is not None:
+        arrays["y"] = eval_y
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    files[EVAL_NAME] = buffer.getvalue()
+    files[DRIFT_NAME] = reference_json(eval_x, host_outputs)
+    n_ref = min(REFERENCE_SAMPLES, len(host_outputs))
+    manifest = Manifest(
+        name=name,
+        labels=list(labels),
+        input=input_spec,
+        preprocessing=preprocessing,
+        artifacts=[c.artifact for c in converted],
+        files={},
+        profile=dict(profile or {}),
+        teacher=dict(teacher or {}),
+        student=student,
+        reference={"indices": list(range(n_ref)), "outputs": host_outputs[:n_ref].round(5).tolist()},
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        producer=f"edgekd {__version__}",
+    )
+    path = write_bundle(str(out), manifest, files, make_zip=make_zip, force=force)
+    if sign_key is not None:
+        from edgekd_runtime.signing import sign_bundle
+
+        sign_bundle(path, str(sign_key))
+    return path
