@@ -83,7 +83,7 @@ def time_students(specs, runs: int):
     """Runtime-shaped reports (latency.p50_ms, format, the student's MACs) for int8 TFLite students."""
     from edgekd_runtime import Model
     from edgekd_runtime.manifest import Artifact, Preprocessing
-    from edgekd_runtime.profiler import latency_stats, time_invocations
+    from edgekd_runtime import latency_stats, time_invocations
 
     from edgekd.convert.tflite import tensor_specs, tflite_bytes
 

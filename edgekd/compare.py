@@ -164,7 +164,7 @@ def _measure(name, method, model, fmt, workdir: Path, pre, x_eval, y_eval, calib
 def time_interleaved(models, sample, runs: int, rounds: int = 10) -> List[Dict[str, float]]:
     """Latency stats per model, timed in ``rounds`` alternating slices of ``runs / rounds`` calls each, so
     that a burst of load from elsewhere on the machine falls on every model alike, not on whichever ran then."""
-    from edgekd_runtime.profiler import latency_stats, time_invocations
+    from edgekd_runtime import latency_stats, time_invocations
 
     per_round = max(1, runs // rounds)
     times: List[List[float]] = [[] for _ in models]

@@ -69,7 +69,7 @@ def run_demo(out="out/demo", profiles=DEMO_PROFILES, epochs: int = 30, progress:
     teacher_dir.mkdir(exist_ok=True)
     t_conv = convert(teacher, "tflite-fp32", teacher_dir)
     t_model = Model(str(teacher_dir / t_conv.artifact.path), t_conv.artifact, pre)
-    from edgekd_runtime.profiler import latency_stats, time_invocations
+    from edgekd_runtime import latency_stats, time_invocations
 
     t_acc = float(np.mean(t_model.predict(test.x).argmax(1) == test.y))
     rows = [

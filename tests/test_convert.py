@@ -207,7 +207,7 @@ def test_onnx_opset_and_batch(student, tmp_path):
 
 
 def test_tensorrt_entry_carries_build_settings_and_calibration_data(converted_all):
-    from edgekd.convert.tensorrt import calibration_batches
+    from edgekd_runtime.backends.tensorrt import calibration_batches
 
     art = next(c.artifact for c in converted_all.converted if c.artifact.format == "tensorrt")
     assert art.path == "model.onnx" and art.settings["precision"] == "int8"

@@ -15,12 +15,12 @@ import copy
 from pathlib import Path
 
 import numpy as np
+from edgekd_runtime.backends.tensorrt import calibration_sample
 
 from ..errors import ConversionError
 
 PRECISIONS = ("fp32", "fp16", "int8")
 CALIBRATION_FILE = "trt_calibration.npy"
-CALIBRATION_SAMPLES = 200
 
 
 def tensorrt_module():
@@ -33,22 +33,13 @@ def tensorrt_module():
         return None
 
 
-def calibration_batches(calibration, batch_size: int = 1, limit: int = CALIBRATION_SAMPLES):
-    """Contiguous float32 batches for the calibrator, a fixed random sample of at most ``limit`` inputs."""
-    x = np.asarray(calibration, dtype=np.float32)
-    x = x[np.random.default_rng(0).permutation(len(x))[:limit]]
-    return [np.ascontiguousarray(x[i : i + batch_size]) for i in range(0, len(x) - batch_size + 1, batch_size)]
-
-
-def build_engine(trt, onnx_path: Path, precision: str, workspace_mb: int, calibration=None, cache_path=None) -> bytes:
+def build_engine(onnx_path: Path, precision: str, workspace_mb: int, calibration=None, cache_path=None) -> bytes:
     """The runtime's engine builder, so a host-built engine is made exactly as the device would make it."""
     from edgekd_runtime.backends.tensorrt import build_engine as runtime_build_engine
     from edgekd_runtime.errors import EngineUnavailableError, ModelError
 
-    if precision == "int8" and calibration is not None:
-        calibration = np.concatenate(calibration_batches(calibration, 1))
     try:
-        return runtime_build_engine(trt, str(onnx_path), precision, workspace_mb, calibration, str(cache_path) if cache_path else None)
+        return runtime_build_engine(str(onnx_path), precision, workspace_mb, calibration, str(cache_path) if cache_path else None)
     except (ModelError, EngineUnavailableError) as exc:
         raise ConversionError(f"TensorRT engine build failed: {exc}")
 
@@ -67,10 +58,12 @@ def from_onnx(onnx_converted, precision="fp16", workspace_mb=256, calibration=No
     art.engine = "tensorrt"
     art.settings = dict(art.settings, precision=precision, workspace_mb=workspace_mb, build="on the device at first use, cached per GPU and TensorRT version")
     art.companions = []
+    sample = None
     if precision == "int8":
         if calibration is None or len(calibration) == 0:
             raise ConversionError("TensorRT int8 needs a representative dataset for its calibrator", "pass calibration data, or use fp16")
-        sample = np.concatenate(calibration_batches(calibration, 1))
+        # The device calibrates on this file, the host (below) on the same inputs in the same order.
+        sample = calibration_sample(calibration)
         path = out_dir / CALIBRATION_FILE
         np.save(path, sample)
         files[path.name] = path
@@ -79,7 +72,7 @@ def from_onnx(onnx_converted, precision="fp16", workspace_mb=256, calibration=No
     trt = tensorrt_module() if build_here is not False else None
     if trt is not None:
         engine = out_dir / f"{onnx_path.stem}_{precision}.engine"
-        engine.write_bytes(build_engine(trt, onnx_path, precision, workspace_mb, calibration, out_dir / "trt_calibration.cache"))
+        engine.write_bytes(build_engine(onnx_path, precision, workspace_mb, sample, out_dir / "trt_calibration.cache"))
         files[engine.name] = engine
         art.companions.append(engine.name)
         art.settings["host_engine"] = {"file": engine.name, "tensorrt": trt.__version__, "note": "usable only on the same GPU model and TensorRT version"}

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from edgekd_runtime.backends.tflm import arena_used
 
 from ..errors import ConversionError
 from .tflite import op_names, tensor_specs, tflite_bytes
@@ -90,8 +91,6 @@ def measure_arena(blob: bytes, sample) -> dict:
     it = runtime.Interpreter.from_bytes(blob, arena_size=8 << 20)
     it.set_input(sample, 0)
     it.invoke()
-    from edgekd_runtime.backends.tflm import arena_used
-
     reported = arena_used(it)
     if reported is None:
         raise ConversionError("tflite-micro did not report its arena allocation")

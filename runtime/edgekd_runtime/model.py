@@ -81,9 +81,6 @@ class Model(object):
         x = self.check_input(x)
         return quantize(self.preprocessing.apply(x), self.artifact.input)
 
-    def invoke_prepared(self, q):
-        return self.backend.invoke(q)
-
     def predict(self, x):
         """Float scores (logits, or whatever the student's last layer emits) for raw inputs."""
         return dequantize(self.backend.invoke(self.prepare(x)), self.artifact.output)

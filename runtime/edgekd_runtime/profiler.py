@@ -13,8 +13,12 @@ from .errors import BadInputError
 from .manifest import MANIFEST_NAME, sha256_file
 from .model import Model
 
+__all__ = ["latency_stats", "monitor", "profile", "time_invocations"]
+
 
 def latency_stats(seconds) -> Dict[str, float]:
+    """Percentiles (p50, p90, p99), mean and stdev in milliseconds, throughput per second and the run count
+    of per-call times given in seconds (what ``time_invocations`` returns)."""
     ms = np.asarray(seconds, dtype=np.float64) * 1000.0
     return {
         "p50_ms": float(np.percentile(ms, 50)),
@@ -28,7 +32,8 @@ def latency_stats(seconds) -> Dict[str, float]:
 
 
 def time_invocations(model: Model, sample, runs: int = 100, warmup: int = 10):
-    """Seconds per call of the engine on one prepared sample (batch of one).
+    """Seconds per engine call on ``sample``, one raw input (with or without its batch axis of one):
+    ``runs`` timed calls after ``warmup`` untimed ones. Preprocessing and quantization run once, untimed.
 
     The timed loop holds nothing but two clock reads around the engine call (``Model.prepared_call``):
     its median stays within a few percent of a bare loop over the engine (benchmarks/reports_load.py).

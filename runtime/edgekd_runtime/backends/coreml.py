@@ -28,14 +28,7 @@ class Backend(object):
         spec = self.model.get_spec()
         self.input_name = spec.description.input[0].name
         self.output_name = spec.description.output[0].name
-        self._shape = list(getattr(artifact, "input", None).shape) if artifact is not None else []
         self.compute_units = compute_units
-
-    def input_shape(self):
-        return self._shape
-
-    def input_dtype(self):
-        return "float32"
 
     def invoke(self, x):
         x = np.asarray(x, dtype=np.float32)

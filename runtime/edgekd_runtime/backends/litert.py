@@ -38,11 +38,6 @@ def _interpreter_module():
         )
 
 
-def _interpreter_class():
-    module, package = _interpreter_module()
-    return module.Interpreter, package
-
-
 class Backend(object):
     name = "litert"
 
@@ -71,12 +66,6 @@ class Backend(object):
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]
         self._batch = int(self._input["shape"][0])
-
-    def input_shape(self):
-        return [int(v) for v in self._input["shape"]]
-
-    def input_dtype(self):
-        return np.dtype(self._input["dtype"]).name
 
     def invoke(self, x):
         x = np.asarray(x)

@@ -34,12 +34,6 @@ class Backend(object):
         self._input = self.session.get_inputs()[0]
         self._output = self.session.get_outputs()[0].name
 
-    def input_shape(self):
-        return [v if isinstance(v, int) else -1 for v in self._input.shape]
-
-    def input_dtype(self):
-        return {"tensor(float)": "float32", "tensor(int8)": "int8", "tensor(uint8)": "uint8"}.get(self._input.type, "float32")
-
     def invoke(self, x):
         return self.session.run([self._output], {self._input.name: np.asarray(x)})[0]
 

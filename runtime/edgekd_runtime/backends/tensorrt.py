@@ -6,6 +6,10 @@ model and build settings; the engine is built on first use and cached under a ke
 
 Written against the TensorRT 10 Python API (named I/O tensors, execute_async_v3). Not executed on the
 machines this project is developed on (no TensorRT, no CUDA driver): see the README.
+
+Public API (the host builds its optional engine and chooses the int8 calibration inputs with these, so
+that a host-built engine is made exactly as the device makes it): ``build_engine``, ``calibration_sample``,
+``calibration_batches`` and ``CALIBRATION_SAMPLES``.
 """
 from __future__ import annotations
 
@@ -16,7 +20,24 @@ import numpy as np
 
 from ..errors import EngineUnavailableError, ModelError
 
+__all__ = ["CALIBRATION_SAMPLES", "Backend", "build_engine", "calibration_batches", "calibration_sample"]
+
+# At most this many representative inputs calibrate an int8 engine; they travel in the bundle
+# (trt_calibration.npy), so the count bounds its size as well as the calibration time.
+CALIBRATION_SAMPLES = 200
+
 CACHE_DIR = os.environ.get("EDGEKD_ENGINE_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "edgekd", "engines"))
+
+
+def _tensorrt():
+    try:
+        import tensorrt as trt
+    except ImportError as exc:
+        raise EngineUnavailableError(
+            "TensorRT is not importable (%s)" % exc,
+            "on a Jetson use the JetPack python3-libnvinfer package; elsewhere pip install tensorrt",
+        )
+    return trt
 
 
 def _imports():
@@ -40,8 +61,15 @@ def cache_key(model_path, gpu_name, capability, trt_version, precision):
     return "-".join(parts) + ".engine"
 
 
+def calibration_sample(inputs, limit=CALIBRATION_SAMPLES):
+    """The representative inputs the int8 calibrator sees: a fixed random choice of at most ``limit`` of
+    ``inputs``, as one contiguous float32 array (the same inputs give the same sample on every machine)."""
+    x = np.asarray(inputs, dtype=np.float32)
+    return np.ascontiguousarray(x[np.random.default_rng(0).permutation(len(x))[:limit]])
+
+
 def calibration_batches(samples, batch_size=1):
-    """Contiguous float32 batches of the representative inputs, for the int8 calibrator."""
+    """Contiguous float32 batches of the representative inputs, in their order, for the int8 calibrator."""
     x = np.ascontiguousarray(np.asarray(samples, dtype=np.float32))
     return [np.ascontiguousarray(x[i : i + batch_size]) for i in range(0, len(x) - batch_size + 1, batch_size)]
 
@@ -79,11 +107,16 @@ def make_calibrator(trt, cuda, batches, cache_path):
     return Calibrator()
 
 
-def build_engine(trt, onnx_path, precision="fp16", workspace_mb=256, calibration=None, cache_path=None, cuda=None):
+def build_engine(onnx_path, precision="fp16", workspace_mb=256, calibration=None, cache_path=None):
     """A serialized batch-1 engine from an ONNX file (TensorRT 10 API); the host and the device both build with this.
 
-    For int8, ``calibration`` holds representative float inputs; layers without an int8 kernel run in fp16.
+    ``precision`` is "fp32", "fp16" or "int8". For int8, ``calibration`` holds representative float inputs
+    (more than ``CALIBRATION_SAMPLES`` are cut down with ``calibration_sample``; a sample already chosen
+    is used as given, in its order) and ``cache_path`` where the calibrator keeps its cache; layers
+    without an int8 kernel run in fp16. Raises EngineUnavailableError when TensorRT (or, for int8,
+    pycuda) is not importable, ModelError when the ONNX does not parse or the build fails.
     """
+    trt = _tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(0)
@@ -105,8 +138,9 @@ def build_engine(trt, onnx_path, precision="fp16", workspace_mb=256, calibration
     if precision == "int8":
         if calibration is None or len(calibration) == 0:
             raise ModelError("TensorRT int8 needs representative inputs for its calibrator", "rebuild the bundle with calibration data, or use fp16")
-        if cuda is None:
-            cuda = _imports()[1]
+        cuda = _imports()[1]
+        if len(calibration) > CALIBRATION_SAMPLES:
+            calibration = calibration_sample(calibration)
         config.set_flag(trt.BuilderFlag.INT8)
         config.int8_calibrator = make_calibrator(trt, cuda, calibration_batches(calibration), cache_path)
         config.set_calibration_profile(profile)
@@ -135,7 +169,7 @@ class Backend(object):
                 # The representative inputs travel in the bundle: a calibration cache from another
                 # TensorRT version would not be reusable, so the device calibrates its own engine.
                 calibration = np.load(os.path.join(os.path.dirname(model_path), settings["calibration_data"]), allow_pickle=False)
-            blob = build_engine(trt, model_path, self.precision, settings.get("workspace_mb", 256), calibration, self.engine_path + ".calib", cuda)
+            blob = build_engine(model_path, self.precision, settings.get("workspace_mb", 256), calibration, self.engine_path + ".calib")
             tmp = self.engine_path + ".tmp"
             with open(tmp, "wb") as handle:
                 handle.write(blob)
@@ -152,7 +186,6 @@ class Backend(object):
         self.output_name = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT][0]
         in_shape = [1 if d < 0 else d for d in self.engine.get_tensor_shape(self.input_name)]
         self.context.set_input_shape(self.input_name, in_shape)
-        self._in_shape = in_shape
         self._in_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.input_name)))
         out_shape = tuple(self.context.get_tensor_shape(self.output_name))
         out_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.output_name)))
@@ -162,12 +195,6 @@ class Backend(object):
         self.dev_out = cuda.mem_alloc(self.host_out.nbytes)
         self.context.set_tensor_address(self.input_name, int(self.dev_in))
         self.context.set_tensor_address(self.output_name, int(self.dev_out))
-
-    def input_shape(self):
-        return list(self._in_shape)
-
-    def input_dtype(self):
-        return self._in_dtype.name
 
     def invoke(self, x):
         x = np.asarray(x)

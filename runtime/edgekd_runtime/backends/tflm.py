@@ -3,6 +3,8 @@
 The arena a real MCU would need is reported: tflite-micro has no Python call for it, but
 ``print_allocations()`` writes "Arena allocation total N bytes" to the C-level stderr, which is
 captured here by pointing file descriptor 2 at a temporary file for the duration of the call.
+
+Public API: ``arena_used`` (the host measures a model's arena with it when it converts for TFLite Micro).
 """
 from __future__ import annotations
 
@@ -14,12 +16,18 @@ import numpy as np
 
 from ..errors import EngineUnavailableError, ModelError
 
+__all__ = ["Backend", "arena_used"]
+
 DEFAULT_ARENA = 256 * 1024
 _ARENA_RE = re.compile(rb"Arena allocation total (\d+) bytes")
 
 
 def arena_used(interpreter):
-    """Bytes of the arena the model actually allocated, or None if the interpreter does not say."""
+    """Bytes of the arena the model actually allocated, or None if the interpreter does not say.
+
+    ``interpreter`` is a tflite-micro ``runtime.Interpreter`` (it allocates its tensors when made). What
+    tflite-micro writes to stderr meanwhile is captured, not shown; file descriptor 2 is restored after.
+    """
     saved = os.dup(2)
     try:
         with tempfile.TemporaryFile() as sink:
@@ -51,16 +59,7 @@ class Backend(object):
             self.interpreter = runtime.Interpreter.from_bytes(blob, arena_size=self.arena_size)
         except Exception as exc:  # the C++ binding raises RuntimeError or ValueError
             raise ModelError("TFLite Micro could not load %s: %s" % (model_path, exc), "is it an int8 or fp32 .tflite?")
-        details = self.interpreter.get_input_details(0)
-        self._shape = [int(v) for v in details["shape"]]
-        self._dtype = np.dtype(details["dtype"]).name
         self._arena_used = None
-
-    def input_shape(self):
-        return list(self._shape)
-
-    def input_dtype(self):
-        return self._dtype
 
     def invoke(self, x):
         x = np.asarray(x)
