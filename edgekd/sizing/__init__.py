@@ -5,18 +5,17 @@
 - ``search``: the candidate grid, each candidate's use of the profile's budgets, and ``size_student``;
 - ``latency_fit``: fitting a profile's latency model to latency measured on the device.
 
-Imports go one way: sizing uses ``edgekd.profiles``, never the reverse.
+Imports go one way: sizing uses ``edgekd.profiles``, never the reverse. The names below are the ones the rest
+of edgekd uses; anything else is imported from its module.
 """
 from .cost import Cost, model_cost, student_cost
-from .latency_fit import Calibration, calibrate_profile
-from .measure import GraphMeasure, converted_cost, measure_student
-from .search import FitReport, candidates, default_family, fit_report, priced, rank, size_student
+from .latency_fit import calibrate_profile
+from .measure import converted_cost, measure_student
+from .search import FitReport, candidates, default_family, fit_report, priced, size_student
 
 __all__ = [
-    "Calibration",
     "Cost",
     "FitReport",
-    "GraphMeasure",
     "calibrate_profile",
     "candidates",
     "converted_cost",
@@ -25,7 +24,6 @@ __all__ = [
     "measure_student",
     "model_cost",
     "priced",
-    "rank",
     "size_student",
     "student_cost",
 ]
