@@ -129,7 +129,7 @@ def table(comparisons: List[Comparison]) -> List[List[str]]:
 
 
 def calibrate_from_store(store: Store, profile: str, bundle: Optional[str] = None, device: Optional[str] = None):
-    """Calibrate device profile ``profile`` from the profile reports stored for it (edgekd.profiles.calibrate_profile
+    """Calibrate device profile ``profile`` from the profile reports stored for it (edgekd.sizing.calibrate_profile
     on their bodies: measured p50 and the student's MACs that each report carries)."""
     from ..errors import EdgekdError
     from ..sizing import calibrate_profile
