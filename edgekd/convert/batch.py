@@ -202,9 +202,9 @@ def convert_student(
 
 
 def _cost_or_none(model):
-    """The student's cost read from its layers, for the MACs calibration needs; None for a model the layer
-    reader cannot price (quantization wrappers, nested models), whose bundle then goes without them rather
-    than failing a conversion that succeeded."""
+    """The student's cost read from its layers, for the MACs calibration needs; None when its layers cannot be
+    read or hold no MACs the reader knows (a quantization-aware model wraps them): the bundle then goes without
+    them rather than failing a conversion that succeeded."""
     from ..sizing import model_cost
 
     try:
