@@ -1,7 +1,8 @@
 """Device profiles: what a device can store, hold in memory, compute, and run.
 
 Profiles are YAML files validated once here; everything downstream trusts them.
-The built-in ones live in ``device_profiles/``; users pass their own by path.
+The built-in ones live in ``edgekd/device_profiles/`` (package data, so a wheel install finds them; ``device_profiles/``
+at the repository root links there); users pass their own by path.
 
 >>> p = load_profile("cortex-m7")
 >>> p.budgets.model_bytes, p.formats[0]
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ProfileError
 
-PROFILE_DIR = Path(__file__).resolve().parent.parent / "device_profiles"
+PROFILE_DIR = Path(__file__).resolve().parent / "device_profiles"
 
 FORMATS = ("tflite-int8", "tflite-fp16", "tflite-fp32", "tflite-dynamic", "tflm-int8", "onnx", "tensorrt", "coreml")
 PRECISIONS = ("int8", "fp16", "fp32")
