@@ -183,7 +183,8 @@ def distill(
 ):
     """Distil TEACHER(s) into a student with one of the methods; write OUT/student/ and OUT/distill.json."""
     from .distill.distributed import is_chief
-    from .distill.run import parse_classes, parse_floats, parse_pairs, run_distillation
+    from .distill.options import parse_classes, parse_floats, parse_pairs
+    from .distill.run import run_distillation
 
     if out.exists() and not force:
         from .errors import EdgekdError
@@ -221,7 +222,8 @@ def tune(
     quiet: bool = typer.Option(False, help="no progress bars"),
 ):
     """Search temperature and alpha on a validation split; print the table and the best setting."""
-    from .distill.run import parse_floats, run_tuning
+    from .distill.options import parse_floats
+    from .distill.run import run_tuning
 
     result = run_tuning(teacher, data, student=student, profile=profile, val=val, temperatures=parse_floats(temperatures, "--temperatures"),
                         alphas=parse_floats(alphas, "--alphas"), epochs=epochs, progress=not quiet)

@@ -145,7 +145,7 @@ def test_precision_refusals_name_the_missing_hardware():
 
 
 def test_cli_argument_parsers():
-    from edgekd.distill.run import parse_classes, parse_floats, parse_pairs
+    from edgekd.distill.options import parse_classes, parse_floats, parse_pairs
 
     assert parse_pairs("a:b,c:d") == [("a", "b"), ("c", "d")]
     assert parse_classes(["0-2", "all", "4,6"], 3) == [[0, 1, 2], None, [4, 6]]
@@ -153,3 +153,38 @@ def test_cli_argument_parsers():
     for bad in (lambda: parse_pairs("a"), lambda: parse_classes(["x"], 1), lambda: parse_floats("a,b", "--w"), lambda: parse_classes(["all"], 2)):
         with pytest.raises(EdgekdError):
             bad()
+
+
+def test_every_method_is_one_module_with_one_entry_point():
+    from edgekd.distill.methods import METHODS, entry
+
+    assert METHODS == ("kd", "fitnet", "at", "crd", "multi", "progressive", "self")
+    for method in METHODS:
+        run = entry(method)
+        assert run.__name__ == "run" and run.__module__.startswith("edgekd.distill.methods.")
+
+
+def test_one_sparsity_count_over_the_kernels_pruning_touches():
+    """Conv2D and Dense kernels count; the depthwise kernel (never pruned) and biases do not; the one pruning
+    wrapper wraps exactly the layers the count reads, weights carried over."""
+    import tf_keras as keras
+
+    from edgekd.distill.pruning import kernel_sparsity, prune_model, prunable, strip
+
+    model = keras.Sequential([keras.Input((6, 6, 2)), keras.layers.Conv2D(4, 3, name="conv"), keras.layers.DepthwiseConv2D(3, name="dw"),
+                              keras.layers.Flatten(), keras.layers.Dense(3, name="fc")])
+    conv, dw, fc = (model.get_layer(n) for n in ("conv", "dw", "fc"))
+    kernel = np.ones((3, 3, 2, 4), np.float32)
+    kernel[..., :2] = 0.0  # half of the conv kernel: 36 of 72 weights
+    conv.set_weights([kernel, np.zeros(4, np.float32)])
+    dw.set_weights([np.zeros_like(w) for w in dw.get_weights()])
+    fc.set_weights([np.ones((16, 3), np.float32), np.zeros(3, np.float32)])
+    assert [prunable(l) for l in model.layers] == [True, False, False, True]
+    assert kernel_sparsity(model) == pytest.approx(36 / (72 + 48))
+
+    wrapped = prune_model(model, 0.5, total_steps=10)
+    assert {l.name for l in wrapped.layers if l.name.startswith("prune_low_magnitude_")} == {"prune_low_magnitude_conv", "prune_low_magnitude_fc"}
+    for a, b in zip(strip(wrapped).get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(EdgekdError, match="target sparsity"):
+        prune_model(model, 1.0, total_steps=10)

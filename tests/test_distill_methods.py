@@ -13,12 +13,10 @@ STUDENT = "mobilenetv3:width=0.5,depth=2"
 
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory, monkeypatch):
-    import edgekd.distill.run as run
+    # One folder holds both caches: the soft labels and the feature targets (fitnet, at, crd) beside them.
     import edgekd.teachers.cache as teachers
 
-    cache = tmp_path_factory.getbasetemp() / "edgekd-cache"
-    monkeypatch.setattr(teachers, "CACHE_DIR", cache)
-    monkeypatch.setattr(run, "CACHE_DIR", cache)
+    monkeypatch.setattr(teachers, "CACHE_DIR", tmp_path_factory.getbasetemp() / "edgekd-cache")
 
 
 def _run(teacher_path, digits_split, **kw):
@@ -49,6 +47,10 @@ def test_attention_transfer_pairs_layers_by_spatial_size(teacher_path, digits_sp
     for s_name, t_name in pairs:
         assert run.student.get_layer(s_name).output.shape[1:3] == teacher.get_layer(t_name).output.shape[1:3]
     assert run.val_accuracy > 0.5
+    from edgekd.teachers import cache
+
+    # The feature targets are kept beside the soft labels, in the one cache folder a user (or this test) redirects.
+    assert list((cache.CACHE_DIR / "features").glob("*-at-*.npz"))
 
 
 def test_fitnet_with_named_layers_and_an_adapter(teacher_path, digits_split):
@@ -104,11 +106,12 @@ def test_born_again_copies_the_teacher_architecture(teacher_path, digits_split):
 def test_qat_gives_an_int8_model_that_still_classifies(teacher_path, digits_split):
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgekd.distill.qat import int8_tflite
+    from edgekd.convert.tflite import tflite_bytes
 
     run = _run(teacher_path, digits_split, method="kd", qat=True, epochs=6)
     assert any(type(l).__name__.startswith("Quantize") for l in run.student.layers)
-    interp = Interpreter(model_content=int8_tflite(run.student))
+    # The same int8 conversion `edgekd convert` does, float inputs and outputs to feed the test images as they are.
+    interp = Interpreter(model_content=tflite_bytes(run.student, "tflite-int8", io="float"))
     interp.allocate_tensors()
     assert any(d["dtype"] == np.int8 for d in interp.get_tensor_details())  # int8 weights and activations
     _, test = digits_split

@@ -47,7 +47,8 @@ def check_calibration(student, calibration) -> np.ndarray:
 
 def tflite_bytes(student, fmt: str, calibration=None, io=None, calibration_samples: int = CALIBRATION_SAMPLES) -> bytes:
     """The ``fmt`` flatbuffer of ``student``; ``io`` picks int8/uint8/float model inputs and outputs
-    for full int8 (default int8: what MCUs and NPUs take)."""
+    for full int8 (default int8: what MCUs and NPUs take). The one int8 path for quantization-aware students too
+    (:mod:`edgekd.distill.qat`): their ranges come from training, so they need no ``calibration``."""
     import tensorflow as tf
 
     from . import concrete_function

@@ -1,13 +1,21 @@
 """Intermediate layers: finding them by name, pairing student and teacher layers by spatial size, and
-the teacher-side extractor whose outputs become training targets (cached when small, online otherwise)."""
+the teacher-side extractor whose outputs become training targets (cached when small, online otherwise).
+
+The feature targets have their own cache beside the teachers' soft labels, under the same folder: an entry
+depends on the teacher, the data and which layers (with which transform) a method reads.
+"""
 from __future__ import annotations
 
 import difflib
-from typing import Dict, List, Optional, Sequence, Tuple
+import os
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..errors import EdgekdError, TeacherError
+
+FEATURE_CACHE_LIMIT = 512 << 20  # bytes of float16 feature targets kept in memory; above it the teacher runs online
 
 
 class FeatureLayerError(EdgekdError):
@@ -22,6 +30,16 @@ def get_layer(model, name: str, who: str):
         close = difflib.get_close_matches(name, names, n=3)
         raise FeatureLayerError(f"{who} has no layer named {name!r}" + (f" (close: {', '.join(close)})" if close else ""),
                                 f"{who} layers with 4-D outputs: {', '.join(l.name for l in spatial_layers(model))[:300]}")
+
+
+def find_layer(student, name: str):
+    """A student layer by name, also inside tfmot's wrappers (quant_NAME, prune_low_magnitude_NAME)."""
+    for candidate in (name, f"quant_{name}", f"prune_low_magnitude_{name}"):
+        try:
+            return student.get_layer(candidate)
+        except ValueError:
+            continue
+    return get_layer(student, name, "the student")
 
 
 def _output_shape(layer):
@@ -62,13 +80,14 @@ def match_by_spatial_size(student, teacher) -> List[Tuple[str, str]]:
     return [(s[hw].name, t[hw].name) for hw in common]
 
 
-def check_pairs(student, teacher, pairs: Sequence[Tuple[str, str]], need_same_size: bool = True) -> None:
+def check_pairs(student, teacher, pairs: Sequence[Tuple[str, str]]) -> None:
+    """Both layers of every pair exist, output (batch, H, W, C) and agree on H and W."""
     for s_name, t_name in pairs:
         s_shape = _output_shape(get_layer(student, s_name, "the student"))
         t_shape = _output_shape(get_layer(teacher, t_name, "the teacher"))
         if len(s_shape) != 4 or len(t_shape) != 4:
             raise FeatureLayerError(f"feature layers must output (batch, H, W, C): {s_name} gives {s_shape}, {t_name} gives {t_shape}")
-        if need_same_size and s_shape[1:3] != t_shape[1:3]:
+        if s_shape[1:3] != t_shape[1:3]:
             raise FeatureLayerError(f"student layer {s_name} is {s_shape[1]}x{s_shape[2]} but teacher layer {t_name} is {t_shape[1]}x{t_shape[2]}",
                                     "pair layers of the same spatial size")
 
@@ -77,8 +96,7 @@ def penultimate_layer(model):
     """The layer feeding the last Dense layer (the features the classifier reads)."""
     for layer in reversed(model.layers):
         if type(layer).__name__ == "Dense":
-            inbound = layer.input
-            return inbound
+            return layer.input
     raise FeatureLayerError(f"{model.name} has no Dense classifier layer", "CRD reads the input of the final Dense layer")
 
 
@@ -103,3 +121,69 @@ def teacher_model_of(teacher, method: str):
 def estimate_bytes(shapes: Sequence[tuple], n: int) -> int:
     """float16 bytes to cache targets of these per-sample shapes for n samples."""
     return int(sum(int(np.prod([d for d in s[1:]])) for s in shapes) * n * 2)
+
+
+def teacher_targets(teacher, outputs: Dict[str, Tuple[object, Optional[Callable]]], x: np.ndarray, data_fp: str, tag: str,
+                    *, online: bool, cache: bool):
+    """The teacher's intermediate outputs as training targets: ``(arrays, None, mode, seconds)`` when cached,
+    ``(None, fn, mode, 0.0)`` when the teacher must run online, ``fn(x batch)`` then returning them with the logits.
+
+    ``outputs`` maps a target key to (keras tensor of the teacher, transform applied in TF, or None); ``tag``
+    names the layers and transforms in the cache key; ``seconds`` is the teacher time spent here."""
+    import tensorflow as tf
+
+    from ..teachers import cache as teacher_cache  # read at call time: tests and users redirect CACHE_DIR
+
+    keys = list(outputs)
+    tm = teacher.keras_model
+    # The teacher's own output rides along, so an online step runs the teacher once for logits and features.
+    extractor = submodel(tm, [tm.outputs[0], *[outputs[k][0] for k in keys]])
+    transforms = [outputs[k][1] for k in keys]
+
+    def compute(xb, with_logits=False):
+        outs = list(extractor(xb, training=False))
+        found = {k: (f(o) if f is not None else tf.cast(o, tf.float32)) for k, o, f in zip(keys, outs[1:], transforms)}
+        if with_logits:
+            z = tf.cast(outs[0], tf.float32)
+            found["logits"] = tf.math.log(tf.clip_by_value(z, 1e-7, 1.0)) if teacher.outputs_probabilities else z
+        return found
+
+    too_big = estimate_bytes([tuple(compute(tf.constant(x[:1]))[k].shape) for k in keys], len(x)) > FEATURE_CACHE_LIMIT
+    if online or too_big:
+        return None, lambda xb: compute(xb, with_logits=True), ("online: targets would take more than 512 MB" if too_big and not online else "online"), 0.0
+    path = teacher_cache.CACHE_DIR / "features" / f"{teacher.fingerprint[:16]}-{data_fp[:16]}-{tag}.npz"
+    if cache and path.is_file():
+        with np.load(path) as stored:
+            if all(k in stored.files and len(stored[k]) == len(x) for k in keys):
+                return {k: stored[k].astype(np.float32) for k in keys}, None, "cached", 0.0
+    start = time.perf_counter()
+    chunks = [compute(tf.constant(x[i : i + 256])) for i in range(0, len(x), 256)]
+    elapsed = time.perf_counter() - start
+    teacher.inference_seconds += elapsed
+    arrays = {k: np.concatenate([c[k].numpy() for c in chunks]).astype(np.float16) for k in keys}
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    return {k: v.astype(np.float32) for k, v in arrays.items()}, None, "cached", elapsed
+
+
+def distill_pairs(ctx, student, method: str, pairs: Sequence[Tuple[str, str]], default_beta: float,
+                  transform: Optional[Callable], make_term: Callable):
+    """Train ``student`` with one feature term per (student layer, teacher layer) pair, as fitnet and at do.
+
+    The teacher's targets are its paired layers' outputs through ``transform`` (keys t0, t1...);
+    ``make_term(i, student feature tensor, teacher layer name, beta)`` builds the term of pair ``i``."""
+    tm = teacher_model_of(ctx.teacher, method)
+    check_pairs(student, tm, pairs)
+    ctx.config["feature_layers"] = [list(p) for p in pairs]
+    beta = ctx.beta_or(default_beta)
+    outputs = {f"t{i}": (tm.get_layer(t_name).output, transform) for i, (_, t_name) in enumerate(pairs)}
+    targets, online_fn = ctx.feature_targets(outputs, f"{method}-{'-'.join(t_name for _, t_name in pairs)}")
+
+    def terms(model):
+        feats = [find_layer(model, s_name).output for s_name, _ in pairs]
+        return [make_term(i, f, t_name, beta) for i, (f, (_, t_name)) in enumerate(zip(feats, pairs))], feats
+
+    return ctx.fit(student, method, targets=targets, online_teacher=online_fn, terms=terms)

@@ -1,10 +1,12 @@
-"""Distil a teacher into a student: the losses, the Distiller, and ``distill()`` that runs them.
+"""The training loop every method shares: ``distill()`` trains a student against a teacher's targets.
 
-``distill()`` is the training loop every method shares; :mod:`edgekd.distill.run` turns a method name
-(kd, fitnet, at, crd, multi, progressive, self) plus teachers and data into the call.
+A method (see :mod:`edgekd.distill.methods`) decides which targets and extra loss terms the student learns from;
+this loop turns them into a tf.data pipeline, runs the :class:`~edgekd.distill.distiller.Distiller` under an
+optional strategy and precision, and returns the trained student with its per-epoch record.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
@@ -12,9 +14,6 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 
 from ..errors import EdgekdError
-from .losses import UNLABELED, kd_loss, soft_target_loss
-
-__all__ = ["DistillResult", "distill", "kd_loss", "soft_target_loss", "UNLABELED"]
 
 
 @dataclass
@@ -145,7 +144,7 @@ def distill(
         val_ds = val_ds.with_options(opts) if val_ds is not None else None
 
     previous_policy = keras.mixed_precision.global_policy()
-    scope = strategy.scope() if strategy is not None else _NullScope()
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     extra_callbacks, finish = [], None
     try:
         if policy:
@@ -195,6 +194,11 @@ def distill(
     )
 
 
+def accuracy(model, x, y) -> float:
+    """Top-1 accuracy of ``model`` on preprocessed ``x``: what every stage of a run is scored by."""
+    return float(np.mean(model.predict(x, batch_size=512, verbose=0).argmax(1) == y))
+
+
 def _with_view(choose, xb, rest):
     """One drawn view per sample, and in place of the sample's index the logits of that view."""
     yb, static = rest
@@ -222,14 +226,6 @@ def rebuild(model, policy: Optional[str]):
         new = keras.models.clone_model(model, clone_function=clone)
     new.set_weights(model.get_weights())
     return new
-
-
-class _NullScope:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 class _EpochTimer:

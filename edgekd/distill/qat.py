@@ -1,5 +1,6 @@
 """Quantization-aware distillation: the student trains wrapped by tensorflow-model-optimization's quantize_model,
-so it learns weights that survive int8; converting the result with the TFLite converter gives an int8 model.
+so it learns weights that survive int8. :func:`edgekd.convert.tflite.tflite_bytes` (format ``tflite-int8``) turns
+the result into an int8 model, reading the ranges from its fake-quant nodes instead of calibrating.
 
 Layers tfmot does not know (edgekd's HardSwish, Resizing...) are annotated with a config that quantizes only their
 output, which is what the int8 TFLite kernels do for such element-wise ops anyway.
@@ -78,8 +79,8 @@ def quantize_student(model):
         if hasattr(layer, "kernel") and _activation(layer) not in (None, *SUPPORTED_ACTIVATIONS):
             return quantize.quantize_annotate_layer(fresh, quantize_config=KernelAndOutputQuantizeConfig())
         if _supported(layer) or layer.weights or isinstance(layer, keras.layers.InputLayer):
-            return quantize.quantize_annotate_layer(layer.__class__.from_config(layer.get_config()))
-        return quantize.quantize_annotate_layer(layer.__class__.from_config(layer.get_config()), quantize_config=OutputOnlyQuantizeConfig())
+            return quantize.quantize_annotate_layer(fresh)
+        return quantize.quantize_annotate_layer(fresh, quantize_config=OutputOnlyQuantizeConfig())
 
     annotated = keras.models.clone_model(model, clone_function=annotate)
     annotated.set_weights(model.get_weights())
@@ -96,16 +97,3 @@ def load_qat_student(path):
 
     with quantize.quantize_scope({**custom_objects(), "HardSwish": mobilenetv3.HardSwish}):
         return keras.models.load_model(str(path), compile=False)
-
-
-def int8_tflite(qat_model, calibration=None) -> bytes:
-    """Convert a QAT student to an int8 TFLite flatbuffer (its ranges come from training; ``calibration``
-    only fixes the float input's range when given)."""
-    import numpy as np
-    import tensorflow as tf
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(qat_model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if calibration is not None:
-        converter.representative_dataset = lambda: ([np.asarray(calibration[i : i + 1], np.float32)] for i in range(min(len(calibration), 100)))
-    return converter.convert()

@@ -4,8 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Sequence
 
-import numpy as np
-
 DEFAULT_TEMPERATURES = (2.0, 3.0, 4.0, 6.0, 8.0)
 DEFAULT_ALPHAS = (0.5, 0.7, 0.9)
 
@@ -35,7 +33,7 @@ def tune(make_student: Callable, x, y, teacher_logits, x_val, y_val, *, temperat
          alphas: Sequence[float] = DEFAULT_ALPHAS, epochs: int = 5, batch_size: int = 64, learning_rate: float = 3e-3,
          seed: int = 0, progress: bool = False) -> TuneResult:
     """Distil a fresh ``make_student()`` (same seed each time) at every (T, alpha) and score it on the validation split."""
-    from . import distill
+    from .loop import accuracy, distill
 
     result = TuneResult()
     for t in temperatures:
@@ -43,6 +41,5 @@ def tune(make_student: Callable, x, y, teacher_logits, x_val, y_val, *, temperat
             student = make_student()
             run = distill(student, x, y, teacher_logits, temperature=t, alpha=a, epochs=epochs, batch_size=batch_size,
                           learning_rate=learning_rate, progress=progress, seed=seed, desc=f"tune T={t:g} a={a:g}")
-            acc = float(np.mean(run.student.predict(x_val, batch_size=512, verbose=0).argmax(1) == y_val))
-            result.rows.append({"temperature": float(t), "alpha": float(a), "val_accuracy": acc, "seconds_per_epoch": run.seconds_per_epoch})
+            result.rows.append({"temperature": float(t), "alpha": float(a), "val_accuracy": accuracy(run.student, x_val, y_val), "seconds_per_epoch": run.seconds_per_epoch})
     return result

@@ -1,0 +1,57 @@
+"""The student a run trains: from a family spec, a model file (its architecture, trained afresh), a model object,
+a device profile (sized by :mod:`edgekd.sizing`), or the teacher's own architecture for ``self``."""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict
+
+from ..errors import EdgekdError
+
+
+def resolve(student, profile, method: str, teacher, input_shape, num_classes: int, seed: int):
+    """A fresh tf_keras model emitting logits for ``input_shape`` -> ``num_classes``."""
+    import tf_keras as keras
+
+    from ..students import StudentSpec, build_student
+
+    if student is None and profile is None:
+        if method == "self":
+            from .self_distill import teacher_architecture
+
+            return teacher_architecture(teacher.keras_model, seed=seed)
+        raise EdgekdError("no student given", "pass --student SPEC (e.g. mobilenetv3:width=0.5) or --profile DEVICE")
+    if student is None:
+        from ..profiles import load_profile
+        from ..selection import MAX_STUDENT_RATIO  # the cap `edgekd build` puts on its candidates
+        from ..sizing import size_student
+
+        cap = int(teacher.keras_model.count_params() * MAX_STUDENT_RATIO) if teacher.keras_model is not None else None
+        return build_student(size_student(load_profile(profile), input_shape, num_classes, max_params=cap).spec, input_shape, num_classes, seed=seed)
+    if isinstance(student, keras.Model):
+        return student
+    if isinstance(student, StudentSpec):
+        return build_student(student, input_shape, num_classes, seed=seed)
+    text = str(student)
+    if text.endswith((".keras", ".h5")) or os.path.isdir(text):
+        if not os.path.exists(text):
+            raise EdgekdError(f"student model file not found: {text}", "pass a family spec such as mobilenetv3:width=0.5, or an existing .keras/.h5 file")
+        try:
+            template = keras.models.load_model(text, compile=False)
+        except Exception as exc:
+            raise EdgekdError(f"cannot load student architecture from {text}: {type(exc).__name__}", "save it with tf_keras model.save()")
+        keras.utils.set_random_seed(seed)
+        model = keras.models.clone_model(template)  # same architecture, fresh weights
+        if tuple(model.input_shape[1:]) != tuple(input_shape) or model.output_shape[-1] != num_classes:
+            raise EdgekdError(f"student {text} maps {model.input_shape[1:]} -> {model.output_shape[-1]} classes but the data is {input_shape} with {num_classes}",
+                              "build the student for this data's input and classes")
+        return model
+    return build_student(StudentSpec.parse(text), input_shape, num_classes, seed=seed)
+
+
+def describe(student, profile) -> Dict[str, Any]:
+    """How the student was chosen, for the run's record."""
+    if student is None:
+        return {"profile": profile} if profile else {"from": "teacher architecture"}
+    if isinstance(student, (str, os.PathLike)):
+        return {"spec": str(student)}
+    return {"model": getattr(student, "name", type(student).__name__)}
