@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -71,6 +72,59 @@ def test_wrong_or_missing_token_is_401(client, profile_body):
     r = client.post("/v1/reports", content=json.dumps(report))
     assert r.status_code == 401 and r.json()["detail"] == "missing or wrong token"
     assert client.store.count() == 0
+
+
+@pytest.fixture
+def device_client(tmp_path):
+    """A collector with per-device tokens only (no shared token)."""
+    from fastapi.testclient import TestClient
+
+    from edgekd.reports.server import create_app
+    from edgekd.reports.store import open_store
+
+    store = open_store(str(tmp_path / "d.sqlite"))
+    with TestClient(create_app(store)) as c:
+        c.store = store
+        yield c
+    store.close()
+
+
+def test_a_device_token_speaks_for_its_own_device_only_and_stops_when_revoked(device_client, profile_body, tmp_path):
+    store = device_client.store
+    cam1, cam2 = store.create_token("cam-1"), store.create_token("cam-2")
+    assert post(device_client, new_report(profile_body, device="cam-1"), token=cam1["token"]).status_code == 201
+    assert post(device_client, new_report(profile_body, device="cam-2"), token=cam2["token"]).status_code == 201
+    r = post(device_client, new_report(profile_body, device="cam-2"), token=cam1["token"])
+    assert r.status_code == 403, r.text
+    assert r.json()["detail"] == "token %s belongs to device 'cam-1', not to 'cam-2' named in the report" % cam1["token_id"]
+    # A token of the right shape that was never issued, and one of ours with its secret altered, are strangers.
+    forged = cam1["token"][:-4] + ("AAAA" if not cam1["token"].endswith("AAAA") else "BBBB")
+    for wrong in (forged, "ekd_000000000000_" + "A" * 43, TOKEN, ""):
+        r = post(device_client, new_report(profile_body, device="cam-1"), token=wrong)
+        assert r.status_code == 401 and r.json()["detail"] == "missing or wrong token", wrong
+
+    assert store.revoke_tokens([cam1["token_id"]]) == [cam1["token_id"]]
+    assert store.revoke_tokens([cam1["token"]]) == []  # by the whole token too; twice keeps the first time
+    r = post(device_client, new_report(profile_body, device="cam-1"), token=cam1["token"])
+    assert r.status_code == 401 and r.json()["detail"].startswith("token %s was revoked on " % cam1["token_id"])
+    assert post(device_client, new_report(profile_body, device="cam-2"), token=cam2["token"]).status_code == 201
+    assert store.count() == 3 and {r["device_id"] for r in store.query()} == {"cam-1", "cam-2"}
+
+    listed = store.list_tokens()
+    assert [(t["token_id"], t["device_id"], bool(t["revoked"])) for t in listed] == [(cam1["token_id"], "cam-1", True), (cam2["token_id"], "cam-2", False)]
+    assert all(set(t) == {"token_id", "device_id", "created", "revoked"} for t in listed)
+    # Only a hash is stored: no secret anywhere in the database files.
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("d.sqlite"))
+    for made in (cam1, cam2):
+        secret = made["token"].rsplit("_", 1)[1].encode()
+        assert made["token_id"].encode() in raw and secret not in raw
+
+
+def test_the_shared_token_still_works_beside_device_tokens(client, profile_body):
+    made = client.store.create_token("cam-1")
+    assert post(client, new_report(profile_body, device="anyone")).status_code == 201
+    assert post(client, new_report(profile_body, device="cam-1"), token=made["token"]).status_code == 201
+    assert post(client, new_report(profile_body, device="anyone"), token=made["token"]).status_code == 403
 
 
 def _bad_payloads(body):
@@ -157,19 +211,20 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_collector(db, port, token=TOKEN):
+def start_collector(db, port, token=TOKEN, extra=(), cafile=None):
     bindir = os.path.dirname(sys.executable)
     proc = subprocess.Popen(
-        [os.path.join(bindir, "edgekd"), "reports", "serve", "--db", str(db), "--port", str(port), "--token", token],
+        [os.path.join(bindir, "edgekd"), "reports", "serve", "--db", str(db), "--port", str(port)] + (["--token", token] if token else []) + list(extra),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
     )
-    url = "http://127.0.0.1:%d" % port
+    url = "%s://127.0.0.1:%d" % ("https" if cafile else "http", port)
+    context = ssl.create_default_context(cafile=cafile) if cafile else None
     deadline = time.time() + 60
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError("collector exited: " + proc.stderr.read().decode())
         try:
-            with urllib.request.urlopen(url + "/v1/health", timeout=1) as r:
+            with urllib.request.urlopen(url + "/v1/health", timeout=1, context=context) as r:
                 if json.loads(r.read())["ok"]:
                     return proc, url
         except OSError:
@@ -188,9 +243,9 @@ def stop(proc, sig=signal.SIGTERM):
 def collector(tmp_path):
     procs = []
 
-    def start(db=None, port=None):
+    def start(db=None, port=None, **options):
         port = port or free_port()
-        proc, url = start_collector(db or tmp_path / "reports.sqlite", port)
+        proc, url = start_collector(db or tmp_path / "reports.sqlite", port, **options)
         procs.append(proc)
         return proc, url, port
 
@@ -286,3 +341,68 @@ def test_server_killed_mid_run_loses_nothing_it_acknowledged(tmp_path, collector
     assert acked_before_kill <= set(ids)
     assert len(ids) == len(set(ids)) == senders * per_sender
     assert set(ids) == made == acked
+
+
+def _make_certificate(folder):
+    # The README's one-liner: a self-signed certificate valid for 127.0.0.1 and localhost.
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed")
+    cert, key = str(folder / "cert.pem"), str(folder / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+                    "-subj", "/CN=edgekd-collector", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=120)
+    return cert, key
+
+
+def test_device_tokens_from_the_cli_over_tls(tiny_bundle, tmp_path, collector):
+    db = tmp_path / "tls.sqlite"
+    made = run_cli("edgekd", "reports", "token", "create", "cam-7", "--db", str(db))
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip()
+    token_id = token.split("_")[1]
+    assert token.startswith("ekd_") and "shown once" in made.stderr and token_id in made.stderr
+    other = run_cli("edgekd", "reports", "token", "create", "cam-8", "--db", str(db)).stdout.strip()
+    listed = run_cli("edgekd", "reports", "token", "list", "--db", str(db))
+    assert listed.returncode == 0 and token_id in listed.stdout and "cam-7" in listed.stdout and "cam-8" in listed.stdout
+    assert token not in listed.stdout and token.rsplit("_", 1)[1] not in listed.stdout + listed.stderr
+
+    cert, key = _make_certificate(tmp_path)
+    _, url, _ = collector(db, token=None, extra=["--ssl-certfile", cert, "--ssl-keyfile", key], cafile=cert)
+    assert url.startswith("https://")
+    env = dict(os.environ, SSL_CERT_FILE=cert)  # how a device trusts a self-signed collector (README)
+    spool = str(tmp_path / "spool")
+
+    def profile(device, tok):
+        return run_cli("edgekd-runtime", "profile", tiny_bundle["path"], "--runs", "2", "--report-to", url, "--token", tok,
+                       "--spool", spool, "--device-id", device, "--timeout", "10", env=env)
+
+    proc = profile("cam-7", token)
+    assert proc.returncode == 0 and "kept in" not in proc.stderr, proc.stderr
+    proc = profile("cam-8", token)  # cam-7's token cannot report for cam-8: refused, kept for a fixed token
+    assert "403" in proc.stderr and "belongs to device 'cam-7'" in proc.stderr
+    proc = run_cli("edgekd-runtime", "send", "--report-to", url, "--token", other, "--spool", spool, env=env)
+    assert proc.returncode == 0 and "sent      1 of 1" in proc.stdout, proc.stderr
+
+    revoked = run_cli("edgekd", "reports", "token", "revoke", token_id, "--db", str(db))
+    assert revoked.returncode == 0 and ("revoked 1 token(s): " + token_id) in revoked.stdout
+    listed = run_cli("edgekd", "reports", "token", "list", "--db", str(db), "--device", "cam-7")
+    row = [line for line in listed.stdout.splitlines() if line.startswith(token_id)][0]
+    assert row.split()[-1] != "-"  # a revocation time
+    proc = profile("cam-7", token)
+    assert "401" in proc.stderr and ("token %s was revoked" % token_id) in proc.stderr
+    assert run_cli("edgekd", "reports", "token", "revoke", "nosuchtoken", "--db", str(db)).returncode == 2
+
+    from edgekd.reports.store import open_store
+
+    store = open_store(str(db))
+    rows = store.query()
+    store.close()
+    assert sorted(r["device_id"] for r in rows) == ["cam-7", "cam-8"]
+
+
+def test_serve_refuses_to_start_when_no_device_could_authenticate(tmp_path):
+    proc = run_cli("edgekd", "reports", "serve", "--db", str(tmp_path / "none.sqlite"), "--port", str(free_port()))
+    assert proc.returncode == 2 and "token create" in proc.stderr and "Traceback" not in proc.stderr
+    (tmp_path / "bad.pem").write_text("not a certificate")
+    proc = run_cli("edgekd", "reports", "serve", "--db", str(tmp_path / "none.sqlite"), "--token", "x", "--ssl-certfile", str(tmp_path / "bad.pem"))
+    assert proc.returncode == 2 and "cannot use the certificate" in proc.stderr and "Traceback" not in proc.stderr

@@ -157,4 +157,10 @@ def test_postgres_store_keeps_the_same_promises(postgres):
         store.add(dict(reports[0], device_id="other"))
     assert store.count() == 5
     _check_comparisons(store)
+    # Per-device tokens live in the same database: the same SQL must hold on PostgreSQL.
+    made = store.create_token("pi-good")
+    assert store.find_token(made["token"])["device_id"] == "pi-good" and store.find_token(made["token"] + "x") is None
+    assert store.active_tokens() == 1 and store.revoke_tokens(device="pi-good") == [made["token_id"]]
+    assert store.find_token(made["token"])["revoked"] and store.revoke_tokens([made["token_id"]]) == []
+    assert [t["token_id"] for t in store.list_tokens(device="pi-good")] == [made["token_id"]]
     store.close()

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from ..errors import EdgekdError
 
 reports_app = typer.Typer(no_args_is_help=True, help="Collect device reports and compare them with what the host expected.")
+token_app = typer.Typer(no_args_is_help=True, help="Per-device tokens for the collector: create (the secret is shown once), list, revoke.")
+reports_app.add_typer(token_app, name="token")
 bundle_app = typer.Typer(no_args_is_help=True, help="Sign bundles (ed25519) and check their signatures.")
 
 DB_HELP = "sqlite:///PATH, a file path, or postgresql://... (default: $EDGEKD_REPORTS_DB or ./edgekd-reports.sqlite)"
@@ -19,17 +21,79 @@ DB_HELP = "sqlite:///PATH, a file path, or postgresql://... (default: $EDGEKD_RE
 
 @reports_app.command("serve")
 def reports_serve(
-    token: str = typer.Option(..., envvar="EDGEKD_REPORTS_TOKEN", help="bearer token devices must send (or $EDGEKD_REPORTS_TOKEN)"),
+    token: Optional[str] = typer.Option(None, envvar="EDGEKD_REPORTS_TOKEN", help="a shared bearer token accepted for any device id (or $EDGEKD_REPORTS_TOKEN); per-device tokens from `edgekd reports token create` need none"),
     db: Optional[str] = typer.Option(None, help=DB_HELP),
     host: str = typer.Option("127.0.0.1", help="address to listen on (0.0.0.0 to accept devices on the network)"),
     port: int = typer.Option(8765),
     max_bytes: int = typer.Option(1 << 20, help="largest report accepted, in bytes"),
+    ssl_certfile: Optional[Path] = typer.Option(None, help="serve HTTPS with this PEM certificate (uvicorn's --ssl-certfile)"),
+    ssl_keyfile: Optional[Path] = typer.Option(None, help="the certificate's PEM private key (uvicorn's --ssl-keyfile)"),
 ):
     """Run the HTTP collector: POST /v1/reports (validated, stored, then acknowledged), GET /v1/health."""
     from .server import serve
 
-    typer.echo(f"collector on http://{host}:{port}/v1/reports", err=True)
-    serve(db, host, port, token, max_bytes=max_bytes)
+    serve(db, host, port, token, max_bytes=max_bytes,
+          ssl_certfile=str(ssl_certfile) if ssl_certfile else None, ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)
+
+
+@token_app.command("create")
+def token_create(
+    device_id: str = typer.Argument(..., help="the device id its reports carry (edgekd-runtime --device-id)"),
+    db: Optional[str] = typer.Option(None, help=DB_HELP),
+):
+    """Make a token for one device. The secret is printed once, here, and stored only as a hash."""
+    from .store import open_store
+
+    store = open_store(db)
+    try:
+        made = store.create_token(device_id)
+    finally:
+        store.close()
+    # The secret alone on stdout, so `T=$(edgekd reports token create cam-07)` captures just it.
+    typer.echo(f"token {made['token_id']} for device {made['device_id']}: shown once, store it on the device now", err=True)
+    typer.echo(made["token"])
+
+
+@token_app.command("list")
+def token_list(
+    db: Optional[str] = typer.Option(None, help=DB_HELP),
+    device: Optional[str] = typer.Option(None, help="only this device id"),
+):
+    """Every token's id, device, creation and revocation time (never a secret)."""
+    from .store import open_store
+
+    store = open_store(db)
+    try:
+        tokens = store.list_tokens(device=device)
+    finally:
+        store.close()
+    if not tokens:
+        typer.echo("no tokens" + (f" for device {device}" if device else ""), err=True)
+        return
+    rows = [("token", "device", "created", "revoked")]
+    rows += [(t["token_id"], t["device_id"], t["created"], t["revoked"] or "-") for t in tokens]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        typer.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_ids: Optional[List[str]] = typer.Argument(None, help="token ids (as listed) or whole tokens"),
+    device: Optional[str] = typer.Option(None, help="revoke every token of this device id"),
+    db: Optional[str] = typer.Option(None, help=DB_HELP),
+):
+    """Revoke tokens: a running collector answers 401 to them from the next request on."""
+    from .store import open_store
+
+    if not token_ids and not device:
+        raise EdgekdError("nothing to revoke", "name token ids (edgekd reports token list) or pass --device")
+    store = open_store(db)
+    try:
+        done = store.revoke_tokens(token_ids or [], device=device)
+    finally:
+        store.close()
+    typer.echo(f"revoked {len(done)} token(s)" + (f": {', '.join(done)}" if done else ": none named was still active"))
 
 
 @reports_app.command("show")

@@ -1,14 +1,22 @@
 """The collector: devices POST reports to /v1/reports; each is checked (token, size, schema), stored,
 and acknowledged only once it is committed.
 
-Answers: 201 stored; 200 already stored (a resend of the same report id: counted once); 401 wrong or
-missing token; 400 not JSON or an Idempotency-Key that differs from the report id; 409 a report id
-reused for different contents; 413 over the size limit; 422 not a valid report; 503 the store failed
-(nothing stored: the device keeps the report and resends it). Never a 500 for anything a client sends.
+Tokens: per-device tokens from ``edgekd reports token create DEVICE_ID`` (kept as hashes in the store,
+looked up on every request, so one created or revoked while the collector runs counts at once), and
+optionally one shared token (``--token``) that any device may use for any device id.
+
+Answers: 201 stored; 200 already stored (a resend of the same report id: counted once); 401 wrong,
+missing or revoked token; 403 a device token used for a report of another device; 400 not JSON or an
+Idempotency-Key that differs from the report id; 409 a report id reused for different contents; 413
+over the size limit; 422 not a valid report; 503 the store failed (nothing stored: the device keeps the
+report and resends it). Never a 500 for anything a client sends.
 """
 from __future__ import annotations
 
 import hmac
+import os
+import ssl
+import sys
 from typing import Optional
 
 from fastapi import FastAPI, Request
@@ -17,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..errors import EdgekdError
 from .schema import MAX_REPORT_BYTES, ReportError, parse_report
-from .store import DuplicateMismatch, Store, StoreError, open_store
+from .store import DuplicateMismatch, Store, StoreError, open_store, token_id_of
 
 TOKEN_ENV = "EDGEKD_REPORTS_TOKEN"
 
@@ -26,19 +34,35 @@ def _error(status: int, message: str, **headers) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=status, headers=headers or None)
 
 
-def create_app(store: Store, token: str, max_bytes: int = MAX_REPORT_BYTES) -> FastAPI:
-    """The ASGI app over ``store``; ``token`` is the shared bearer token devices send."""
-    if not token:
-        raise EdgekdError("the collector needs a token", f"pass --token or set {TOKEN_ENV}")
-    expected = ("Bearer " + token).encode("utf-8")
+def _unauthorized(message: str = "missing or wrong token") -> JSONResponse:
+    return _error(401, message, **{"WWW-Authenticate": "Bearer"})
+
+
+def create_app(store: Store, token: Optional[str] = None, max_bytes: int = MAX_REPORT_BYTES) -> FastAPI:
+    """The ASGI app over ``store``. Devices authenticate with their own token (``store.create_token``);
+    ``token``, if given, is a shared bearer token accepted for any device id."""
+    shared = ("Bearer " + token).encode("utf-8") if token else None
     app = FastAPI(title="edgekd report collector", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.store = store
 
     @app.post("/v1/reports")
     async def post_report(request: Request):
-        given = request.headers.get("authorization", "").encode("utf-8")
-        if not hmac.compare_digest(given, expected):
-            return _error(401, "missing or wrong token", **{"WWW-Authenticate": "Bearer"})
+        given = request.headers.get("authorization", "")
+        device_token = None
+        if shared is None or not hmac.compare_digest(given.encode("utf-8"), shared):
+            scheme, _, secret = given.partition(" ")
+            secret = secret.strip()
+            # Only strings shaped like our tokens reach the store: garbage costs no query.
+            if scheme.lower() != "bearer" or token_id_of(secret) is None:
+                return _unauthorized()
+            try:
+                device_token = await run_in_threadpool(store.find_token, secret)
+            except StoreError as exc:
+                return _error(503, f"not stored: {exc}")
+            if device_token is None:
+                return _unauthorized()
+            if device_token["revoked"]:
+                return _unauthorized(f"token {device_token['token_id']} was revoked on {device_token['revoked']}")
         declared = request.headers.get("content-length")
         if declared is not None:
             if not declared.isdigit():
@@ -55,6 +79,10 @@ def create_app(store: Store, token: str, max_bytes: int = MAX_REPORT_BYTES) -> F
             report = parse_report(bytes(body), max_bytes)
         except ReportError as exc:
             return _error(exc.status, str(exc))
+        if device_token is not None and report["device_id"] != device_token["device_id"]:
+            # A device's token vouches for that device only: one stolen token cannot speak for the fleet.
+            return _error(403, f"token {device_token['token_id']} belongs to device {device_token['device_id']!r}, "
+                               f"not to {report['device_id']!r} named in the report")
         key = request.headers.get("idempotency-key")
         if key is not None and key != report["report_id"]:
             return _error(400, "Idempotency-Key does not match the report's report_id")
@@ -82,12 +110,37 @@ def create_app(store: Store, token: str, max_bytes: int = MAX_REPORT_BYTES) -> F
     return app
 
 
-def serve(db: Optional[str], host: str, port: int, token: str, max_bytes: int = MAX_REPORT_BYTES, log_level: str = "warning") -> None:
-    """Run the collector until interrupted (uvicorn, one process; SQLite serialises writes anyway)."""
+def _check_certificate(certfile: str, keyfile: Optional[str]) -> None:
+    # uvicorn would load these only once it starts, and fail with a traceback: check them first, in one line.
+    for path in (certfile, keyfile):
+        if path and not os.path.isfile(path):
+            raise EdgekdError(f"no such file: {path}", "make a certificate first (see the README's collector section)")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certfile, keyfile)
+    except (ssl.SSLError, OSError) as exc:
+        raise EdgekdError(f"cannot use the certificate {certfile}" + (f" with the key {keyfile}" if keyfile else "") + f": {exc}",
+                          "pass a PEM certificate and its unencrypted PEM private key")
+
+
+def serve(db: Optional[str], host: str, port: int, token: Optional[str] = None, max_bytes: int = MAX_REPORT_BYTES,
+          log_level: str = "warning", ssl_certfile: Optional[str] = None, ssl_keyfile: Optional[str] = None) -> None:
+    """Run the collector until interrupted (uvicorn, one process; SQLite serialises writes anyway).
+    With ``ssl_certfile`` (and ``ssl_keyfile`` unless the key is in the same PEM) it speaks HTTPS."""
     import uvicorn
 
+    if ssl_keyfile and not ssl_certfile:
+        raise EdgekdError("--ssl-keyfile needs --ssl-certfile", "pass the certificate too")
+    if ssl_certfile:
+        _check_certificate(ssl_certfile, ssl_keyfile)
     store = open_store(db)
     try:
-        uvicorn.run(create_app(store, token, max_bytes), host=host, port=port, log_level=log_level)
+        if not token and store.active_tokens() == 0:
+            # Started like this, the collector would answer 401 to every device: say why now, not per request.
+            raise EdgekdError("no device can authenticate: there is no active device token and no --token",
+                              f"create one with `edgekd reports token create DEVICE_ID`, or pass --token / set {TOKEN_ENV}")
+        scheme = "https" if ssl_certfile else "http"
+        sys.stderr.write(f"collector on {scheme}://{host}:{port}/v1/reports\n")
+        uvicorn.run(create_app(store, token, max_bytes), host=host, port=port, log_level=log_level,
+                    ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
     finally:
         store.close()
