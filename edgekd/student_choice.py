@@ -7,7 +7,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .build_plan import MIN_PASSES, BuildPlan, duel_minimum
-from .selection import TEACHER_SETTINGS, Entry, Selection, TrainingSet, best_setting, teacher_weight, tournament
+from .selection import TEACHER_SETTINGS, Entry, Selection, TrainingSet, best_setting, reason, teacher_weight, tournament
 
 DEFAULT_ALPHA = 0.7
 DEFAULT_TEMPERATURE = 4.0
@@ -28,12 +28,12 @@ def choose_student(plan: BuildPlan, tset: TrainingSet, *, retain: float, alpha: 
         how = "tournament"
         last = winner.rounds[-1]  # the winner's measured speed, graph already traced, replaces the probe's estimate
         winner.seconds_per_sample = last["seconds"] / (last["samples"] + plan.n_val / 3)
-        reason = _reason(winner, plan.entries, retain, tset.teacher_val_accuracy)
+        why = reason(winner, plan.entries, retain, tset.teacher_val_accuracy)
     else:
         winner = _by_cost(plan)
         how = "given" if student_given else "cost ranking"
-        reason = ("the student given" if student_given else
-                  f"largest candidate that trains at least {MIN_PASSES} epochs in the budget (no accuracy ranking: {val_note or 'budget too small'})")
+        why = ("the student given" if student_given else
+               f"largest candidate that trains at least {MIN_PASSES} epochs in the budget (no accuracy ranking: {val_note or 'budget too small'})")
     settings: List[Dict[str, Any]] = []
     if plan.tune:
         per = max(0.0, d_seconds - len(TEACHER_SETTINGS) * (plan.trace + plan.n_val * winner.seconds_per_sample / 3))
@@ -45,7 +45,7 @@ def choose_student(plan: BuildPlan, tset: TrainingSet, *, retain: float, alpha: 
             chosen_alpha, chosen_t = best["alpha"], best["temperature"]
         else:
             say(f"warning: no time in the budget to choose alpha and T on the validation split; using alpha={DEFAULT_ALPHA:g}, T={DEFAULT_TEMPERATURE:g}")
-    return winner, Selection(winner.report, how, reason, chosen_alpha, chosen_t, plan.entries if how == "tournament" else [winner],
+    return winner, Selection(winner.report, how, why, chosen_alpha, chosen_t, plan.entries if how == "tournament" else [winner],
                              settings, tset.teacher_val_accuracy, retain * tset.teacher_val_accuracy, time.monotonic() - start)
 
 
@@ -54,12 +54,3 @@ def _by_cost(plan: BuildPlan) -> Entry:
     ok = [e for e in plan.entries if plan.epoch_seconds(e) * MIN_PASSES <= plan.train_seconds]
     return max(ok, key=lambda e: e.size) if ok else min(plan.entries, key=lambda e: e.size)
 
-
-def _reason(winner: Entry, entries: List[Entry], retain: float, teacher_val: float) -> str:
-    last = winner.rounds[-1]
-    target = retain * teacher_val
-    if last["val_acc"] >= target:
-        return (f"smallest of {len(entries)} candidates to reach {100 * retain:g}% of the teacher's validation accuracy "
-                f"({100 * last['val_acc']:.2f}% >= {100 * target:.2f}% after {last['samples']} samples)")
-    return (f"none reached {100 * target:.2f}% in the tournament; smallest within noise of the best "
-            f"({100 * last['val_acc']:.2f}%, threshold {100 * last['threshold']:.2f}%)")
