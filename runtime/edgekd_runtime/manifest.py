@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, List, Optional
 
 from .errors import BundleFormatError
@@ -126,54 +127,191 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "Manifest":
+        """A Manifest from parsed JSON, or a one-line BundleFormatError naming the first bad field.
+
+        Every field is checked for its type here, once, so that the CLI, the engine selection and the
+        backends can trust what they read (a bundle may come from an older host, a hand edit or a damaged copy).
+        """
         if not isinstance(data, dict):
-            raise BundleFormatError("manifest.json is not a JSON object")
+            raise BundleFormatError("manifest.json is not a JSON object (found %s)" % _kind(data), _REBUILD)
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version != SCHEMA_VERSION or isinstance(version, bool):
             raise BundleFormatError(
-                "manifest schema version %r is not supported by this runtime (it reads version %d)"
-                % (version, SCHEMA_VERSION),
+                "manifest schema version %s is not supported by this runtime (it reads version %d)"
+                % (_show(version), SCHEMA_VERSION),
                 "install the edgekd-runtime version that matches the host that wrote the bundle",
             )
-        try:
-            return cls(
-                name=str(data["name"]),
-                labels=[str(v) for v in data["labels"]],
-                input=_tensor(data["input"]),
-                preprocessing=Preprocessing(**data.get("preprocessing", {})),
-                artifacts=[_artifact(a) for a in data["artifacts"]],
-                files={str(k): str(v) for k, v in data["files"].items()},
-                profile=dict(data.get("profile", {})),
-                teacher=dict(data.get("teacher", {})),
-                student=dict(data.get("student", {})),
-                reference=dict(data.get("reference", {})),
-                created=str(data.get("created", "")),
-                producer=str(data.get("producer", "")),
-                schema_version=int(version),
+        artifacts = _list(_required(data, "artifacts", "manifest"), "artifacts")
+        if not artifacts:
+            raise BundleFormatError("manifest.json is malformed: it lists no artifacts (no model to run)", _REBUILD)
+        files = _required(data, "files", "manifest")
+        if not isinstance(files, dict):
+            raise BundleFormatError(
+                "manifest.json is malformed: 'files' must be an object mapping each file name to its sha256, not %s" % _kind(files),
+                _REBUILD,
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BundleFormatError("manifest.json is malformed: %s: %s" % (type(exc).__name__, exc))
+        return cls(
+            name=_text(_required(data, "name", "manifest"), "name"),
+            labels=[_text(v, "labels[%d]" % i) for i, v in enumerate(_list(_required(data, "labels", "manifest"), "labels"))],
+            input=_tensor(_required(data, "input", "manifest"), "input"),
+            preprocessing=_preprocessing(data.get("preprocessing", {})),
+            artifacts=[_artifact(a, "artifacts[%d]" % i) for i, a in enumerate(artifacts)],
+            files=dict((_text(k, "files key"), _text(v, "files[%r]" % k)) for k, v in files.items()),
+            profile=_table(data, "profile"),
+            teacher=_table(data, "teacher"),
+            student=_table(data, "student"),
+            reference=_table(data, "reference"),
+            created=_text(data.get("created", ""), "created"),
+            producer=_text(data.get("producer", ""), "producer"),
+            schema_version=SCHEMA_VERSION,
+        )
 
 
-def _tensor(data) -> TensorSpec:
+_REBUILD = "the bundle is damaged or was not written by `edgekd build`: copy or rebuild it"
+
+
+def _kind(value) -> str:
+    """A JSON type's name as a user reads it in the file."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _show(value) -> str:
+    # repr, cut short: a value from the file may be huge or hold a newline, and errors are one line.
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _malformed(where: str, expected: str, value) -> BundleFormatError:
+    return BundleFormatError("manifest.json is malformed: %s must be %s, not %s" % (where, expected, _kind(value)), _REBUILD)
+
+
+def _required(data, key: str, where: str):
+    if key not in data:
+        raise BundleFormatError("manifest.json is malformed: %s has no '%s'" % (where, key), _REBUILD)
+    return data[key]
+
+
+def _object(value, where: str) -> Dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _malformed(where, "an object", value)
+    return value
+
+
+def _list(value, where: str) -> List[Any]:
+    if not isinstance(value, list):
+        raise _malformed(where, "a list", value)
+    return value
+
+
+def _text(value, where: str) -> str:
+    # Numbers pass as text: a label or a name written as 3 by another tool means "3".
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise _malformed(where, "a string", value)
+
+
+def _integer(value, where: str) -> int:
+    if isinstance(value, float) and math.isfinite(value) and value == int(value):
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _malformed(where, "an integer", value)
+    return value
+
+
+def _number(value, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _malformed(where, "a number", value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float's range
+        number = math.inf
+    if not math.isfinite(number):
+        raise BundleFormatError("manifest.json is malformed: %s must be a finite number, not %s" % (where, _show(value)), _REBUILD)
+    return number
+
+
+def _table(data, key: str) -> Dict[str, Any]:
+    value = data.get(key)
+    return {} if value is None else dict(_object(value, key))
+
+
+def _dtype(value, where: str) -> str:
+    import numpy as np
+
+    name = _text(value, where)
+    try:
+        dtype = np.dtype(name)
+    except (TypeError, ValueError):
+        dtype = None
+    if dtype is None or dtype.kind not in ("f", "i", "u"):
+        raise BundleFormatError("manifest.json is malformed: %s %s is not a numeric dtype (e.g. float32, int8, uint8)" % (where, _show(name)), _REBUILD)
+    # The canonical name: the model code compares names ("float32"), and "f4" means the same.
+    return dtype.name
+
+
+def _preprocessing(value) -> Preprocessing:
+    value = {} if value is None else _object(value, "preprocessing")
+    known = [f.name for f in fields(Preprocessing)]
+    unknown = sorted(str(k) for k in value if k not in known)
+    if unknown:
+        raise BundleFormatError(
+            "manifest.json is malformed: preprocessing has unknown field(s) %s (this runtime reads %s)" % (_show(unknown), ", ".join(known)),
+            "install the edgekd-runtime version that matches the host that wrote the bundle",
+        )
+    return Preprocessing(**dict((k, _number(v, "preprocessing." + k)) for k, v in value.items()))
+
+
+def _tensor(data, where: str) -> TensorSpec:
+    data = _object(data, where)
+    shape = _list(_required(data, "shape", where), where + ".shape")
+    dims = [_integer(v, "%s.shape[%d]" % (where, i)) for i, v in enumerate(shape)]
+    if not dims or any(d < -1 for d in dims):
+        raise BundleFormatError(
+            "manifest.json is malformed: %s.shape %s must list one or more sizes (-1 for a dynamic one)" % (where, _show(dims)), _REBUILD
+        )
+    scale = data.get("scale")
+    zero_point = data.get("zero_point")
+    if scale is not None:
+        scale = _number(scale, where + ".scale")
+        if scale <= 0:
+            raise BundleFormatError("manifest.json is malformed: %s.scale must be positive, not %s" % (where, _show(scale)), _REBUILD)
     return TensorSpec(
-        shape=[int(v) for v in data["shape"]],
-        dtype=str(data["dtype"]),
-        scale=None if data.get("scale") is None else float(data["scale"]),
-        zero_point=None if data.get("zero_point") is None else int(data["zero_point"]),
+        shape=dims,
+        dtype=_dtype(_required(data, "dtype", where), where + ".dtype"),
+        scale=scale,
+        zero_point=None if zero_point is None else _integer(zero_point, where + ".zero_point"),
     )
 
 
-def _artifact(data) -> Artifact:
+def _artifact(data, where: str) -> Artifact:
+    data = _object(data, where)
+    fmt = _text(_required(data, "format", where), where + ".format")
+    size = _integer(data.get("bytes", 0), where + ".bytes")
+    if size < 0:
+        raise BundleFormatError("manifest.json is malformed: %s.bytes is negative" % where, _REBUILD)
     return Artifact(
-        path=str(data["path"]),
-        format=str(data["format"]),
-        engine=str(data.get("engine") or DEFAULT_ENGINE.get(data["format"], "")),
-        input=_tensor(data["input"]),
-        output=_tensor(data["output"]),
-        bytes=int(data.get("bytes", 0)),
-        settings=dict(data.get("settings", {})),
-        host_metrics=dict(data.get("host_metrics", {})),
-        verification=str(data.get("verification", "passed")),
-        companions=[str(c) for c in data.get("companions", [])],
+        path=_text(_required(data, "path", where), where + ".path"),
+        format=fmt,
+        engine=_text(data.get("engine") or DEFAULT_ENGINE.get(fmt, ""), where + ".engine"),
+        input=_tensor(_required(data, "input", where), where + ".input"),
+        output=_tensor(_required(data, "output", where), where + ".output"),
+        bytes=size,
+        settings=dict(_object(data.get("settings", {}), where + ".settings")),
+        host_metrics=dict(_object(data.get("host_metrics", {}), where + ".host_metrics")),
+        verification=_text(data.get("verification", "passed"), where + ".verification"),
+        companions=[_text(c, "%s.companions[%d]" % (where, i)) for i, c in enumerate(_list(data.get("companions", []), where + ".companions"))],
     )
