@@ -9,6 +9,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+import zlib
 from typing import Dict, Optional, Union
 
 from .errors import BadInputError, BundleFormatError, IntegrityError
@@ -16,6 +17,8 @@ from .manifest import EVAL_NAME, MANIFEST_NAME, Manifest, sha256_file
 
 # An archive member larger than this is refused: a bundle for an edge device has no business being bigger.
 MAX_MEMBER_BYTES = 2 << 30
+# What an artifact reads as when its manifest entry records no verification: never "passed".
+UNVERIFIED = "unverified"
 
 
 class Bundle(object):
@@ -32,6 +35,8 @@ class Bundle(object):
         self._tmp = _tmp
         # 'verified', 'unsigned' or 'signed, not checked' (see signing.verify_signature).
         self.signature = "unsigned"
+        # Files hashed against the manifest by this object: checked_path hashes the others before handing them out.
+        self._hashed = set()
 
     @classmethod
     def open(cls, path: str, verify: bool = True, public_key: Optional[str] = None, require_signature: bool = False) -> "Bundle":
@@ -48,7 +53,7 @@ class Bundle(object):
             root = tmp
         try:
             if tmp:
-                _safe_extract(path, tmp)
+                _extract(path, tmp)
             manifest_path = os.path.join(root, MANIFEST_NAME)
             if not os.path.isfile(manifest_path):
                 raise BundleFormatError("%s has no %s" % (path, MANIFEST_NAME), "is this an edgekd bundle?")
@@ -63,6 +68,7 @@ class Bundle(object):
             except ValueError as exc:
                 raise BundleFormatError("%s is not valid JSON: %s" % (manifest_path, exc))
             bundle = cls(root, Manifest.from_dict(data), tmp)
+            _mark_unrecorded_verification(bundle.manifest, data)
             bundle.signature = signature
             if verify:
                 bundle.verify()
@@ -73,42 +79,120 @@ class Bundle(object):
             raise
 
     def path(self, name: str) -> str:
+        """Where ``name`` lies in the bundle, unchecked: for a file the runtime reads, use ``checked_path``."""
         return os.path.join(self.root, name)
 
     def verify(self) -> None:
-        """Check every file against the manifest's sha256; raise IntegrityError naming the first that differs."""
-        for name, expected in sorted(self.manifest.files.items()):
-            full = self.path(name)
-            if not os.path.isfile(full):
-                raise IntegrityError("bundle file missing: %s" % name, "copy the whole bundle folder again")
-            actual = sha256_file(full)
-            if actual != expected:
-                raise IntegrityError(
-                    "bundle file %s does not match its sha256 in manifest.json (expected %s..., found %s...)"
-                    % (name, expected[:12], actual[:12]),
-                    "the file was altered or damaged in transfer; copy the bundle again",
-                )
+        """Check every file against the manifest's sha256 and every artifact's files against the manifest's list.
+
+        Raises BundleFormatError for a ``files`` entry that lies outside the bundle (``..``, an absolute path, a
+        link pointing out) and IntegrityError naming the first file that is missing, differs, or that an artifact
+        needs but ``files`` does not list.
+        """
+        for name in sorted(self.manifest.files):
+            self._inside(name)
+        for name in sorted(self.manifest.files):
+            self._hash(name)
+        for art in self.manifest.artifacts:
+            for name in self.artifact_files(art):
+                self._listed(name)
+
+    def checked_path(self, name: str) -> str:
+        """The path of bundle file ``name`` once it is proven to be the file the manifest lists: inside the
+        bundle, listed in ``files``, and matching its sha256 (hashed here unless ``verify`` already did).
+        A folder (a CoreML .mlpackage) is checked file by file, and every file in it must be listed."""
+        full = self._inside(name)
+        if os.path.isdir(full) and name not in self.manifest.files:
+            members = self._folder_members(name)
+            for member in members:
+                self._listed(member)
+                self._hash(member)
+            return full
+        self._listed(name)
+        self._hash(name)
+        return full
+
+    def artifact_files(self, art) -> list:
+        """The bundle files the runtime loads to run ``art``: its model (each file of a model folder) and, for
+        TensorRT, its calibration data."""
+        names = [art.path]
+        full = self._inside(art.path)
+        if art.path not in self.manifest.files and os.path.isdir(full):
+            names = self._folder_members(art.path)
+        calibration = (art.settings or {}).get("calibration_data")
+        if calibration:
+            names.append(os.path.join(os.path.dirname(art.path), str(calibration)).replace(os.sep, "/"))
+        return names
+
+    def _folder_members(self, name):
+        full = self._inside(name)
+        members = []
+        for folder, dirs, files in os.walk(full):
+            for entry in sorted(dirs + files):
+                path = os.path.join(folder, entry)
+                if os.path.islink(path) or os.path.isfile(path):
+                    members.append(os.path.relpath(path, self.root).replace(os.sep, "/"))
+        if not members:
+            raise IntegrityError("artifact folder %s holds no files" % name, "copy the whole bundle folder again")
+        return sorted(members)
+
+    def _inside(self, name):
+        """The real path of ``name``, refusing one that lies outside the bundle root."""
+        parts = name.replace("\\", "/").split("/")
+        if not name or os.path.isabs(name) or name.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
+            raise BundleFormatError("manifest.json names %r, a path outside the bundle; refusing it" % name, "bundle files are plain relative names")
+        root = os.path.realpath(self.root)
+        full = os.path.realpath(os.path.join(root, name))
+        if not full.startswith(root + os.sep):
+            raise BundleFormatError("bundle file %r is a link to %s, outside the bundle; refusing it" % (name, full), "copy the bundle without links")
+        return full
+
+    def _listed(self, name):
+        if name not in self.manifest.files:
+            raise IntegrityError(
+                "bundle file %s is not listed in manifest.json's files, so its sha256 cannot be checked; refusing it" % name,
+                "rebuild the bundle with edgekd, which lists every file",
+            )
+
+    def _hash(self, name):
+        if name in self._hashed:
+            return
+        full = self._inside(name)
+        expected = str(self.manifest.files[name])
+        if not os.path.isfile(full):
+            raise IntegrityError("bundle file missing: %s" % name, "copy the whole bundle folder again")
+        actual = sha256_file(full)
+        if actual != expected:
+            raise IntegrityError(
+                "bundle file %s does not match its sha256 in manifest.json (expected %s..., found %s...)"
+                % (name, expected[:12], actual[:12]),
+                "the file was altered or damaged in transfer; copy the bundle again",
+            )
+        self._hashed.add(name)
 
     def load_eval(self):
         """The bundled eval set: (x, y, host_outputs or None)."""
         import numpy as np
 
-        full = self.path(EVAL_NAME)
-        if EVAL_NAME not in self.manifest.files or not os.path.isfile(full):
+        if EVAL_NAME not in self.manifest.files:
             raise BadInputError("the bundle has no eval set (%s)" % EVAL_NAME, "rebuild it with an --eval data set")
-        with np.load(full, allow_pickle=False) as data:
-            x = data["x"]
-            y = data["y"] if "y" in data.files else None
-            ref = data["host_outputs"] if "host_outputs" in data.files else None
+        full = self.checked_path(EVAL_NAME)
+        try:
+            with np.load(full, allow_pickle=False) as data:
+                x = data["x"]
+                y = data["y"] if "y" in data.files else None
+                ref = data["host_outputs"] if "host_outputs" in data.files else None
+        except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise BundleFormatError("%s is not a readable eval set: %s" % (EVAL_NAME, _first_line(exc)), "it needs an array x (and y, host_outputs)")
         return x, y, ref
 
     def load_drift_reference(self):
         """The host's reference statistics for drift checks (a dict), or None for a bundle made without them."""
         from .drift import DRIFT_NAME
 
-        full = self.path(DRIFT_NAME)
-        if DRIFT_NAME not in self.manifest.files or not os.path.isfile(full):
+        if DRIFT_NAME not in self.manifest.files:
             return None
+        full = self.checked_path(DRIFT_NAME)
         try:
             with open(full, "r") as handle:
                 return json.load(handle)
@@ -140,6 +224,31 @@ def _safe_extract(archive: str, dest: str) -> None:
             if info.file_size > MAX_MEMBER_BYTES:
                 raise BundleFormatError("archive member %r is %d bytes, over the limit" % (info.filename, info.file_size))
         zf.extractall(dest)
+
+
+def _extract(archive, dest):
+    """``_safe_extract``, with a damaged archive (a bad CRC, a truncated member, an unknown compression or an
+    encrypted member) refused as a bundle format error rather than raised as zipfile's own exception."""
+    try:
+        _safe_extract(archive, dest)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+        raise BundleFormatError("%s is a damaged or unreadable .zip: %s" % (archive, _first_line(exc)), "copy the bundle again")
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _mark_unrecorded_verification(manifest, data):
+    """An artifact entry without a recorded verification reads as unverified, whatever default the schema's
+    dataclass has: only the host's own "passed" lets the runtime pick it."""
+    entries = data.get("artifacts") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        return
+    for art, entry in zip(manifest.artifacts, entries):
+        if not isinstance(entry, dict) or entry.get("verification") in (None, ""):
+            art.verification = UNVERIFIED
 
 
 def write_bundle(

@@ -14,7 +14,7 @@ import numpy as np
 from .bundle import Bundle
 from .drift import softmax
 from .errors import BadInputError, RuntimeFailure
-from .model import Model
+from .model import Model, as_batch
 from .profiler import monitor, profile
 from .report import deliver, flush_spool, make_report, spool_dir, spooled, write_report
 
@@ -31,6 +31,8 @@ def _engine_options(args):
         value = getattr(args, key, None)
         if value is not None:
             options[key] = value
+    if getattr(args, "allow_unverified", False):
+        options["allow_unverified"] = True
     return options
 
 
@@ -45,7 +47,7 @@ def _cmd_info(args):
         for art in m.artifacts:
             metrics = ", ".join("%s=%s" % (k, _fmt(v)) for k, v in sorted(art.host_metrics.items()))
             print("artifact   %-22s %-14s engine=%-12s %8d bytes  %s  [%s]" % (art.path, art.format, art.engine, art.bytes, metrics, art.verification))
-        print("files      %d verified (sha256)" % len(m.files))
+        print("files      %d checked against their sha256" % len(m.files))
         print("signature  %s" % bundle.signature)
         print("drift ref  %s" % ("yes" if bundle.load_drift_reference() is not None else "no"))
     return 0
@@ -55,20 +57,29 @@ def _fmt(v):
     return ("%.4g" % v) if isinstance(v, float) else str(v)
 
 
-def load_inputs(path, sample_ndim=None):
+def load_inputs(path, sample_shape=None):
     """Raw inputs from a .npy, a .npz (its ``x`` array, or its only one) or a folder of those (concatenated).
 
-    In a folder each file may hold one sample or a batch; ``sample_ndim`` (the model's sample rank) tells
-    which, so single samples get their batch axis before the files are joined.
+    In a folder each file may hold one sample or a batch, in any layout ``model.as_batch`` accepts for the
+    model's ``sample_shape`` (e.g. (H, W) frames for an (H, W, 1) model); each becomes a batch before the files
+    are joined, so a file that fits no layout is named in the error.
     """
     if os.path.isdir(path):
         names = sorted(n for n in os.listdir(path) if n.endswith((".npy", ".npz")))
         if not names:
             raise BadInputError("%s holds no .npy or .npz files" % path)
-        arrays = [load_inputs(os.path.join(path, n)) for n in names]
-        if sample_ndim is None:
+        arrays = []
+        for name in names:
+            array = load_inputs(os.path.join(path, name))
+            if sample_shape is not None:
+                try:
+                    array = as_batch(array, sample_shape)
+                except BadInputError as exc:
+                    raise BadInputError("%s: %s" % (os.path.join(path, name), exc))
+            arrays.append(array)
+        if sample_shape is None:
             sample_ndim = min(a.ndim for a in arrays)
-        arrays = [a[None] if a.ndim == sample_ndim else a for a in arrays]
+            arrays = [a[None] if a.ndim == sample_ndim else a for a in arrays]
         try:
             return np.concatenate(arrays, axis=0)
         except ValueError as exc:
@@ -89,15 +100,16 @@ def load_inputs(path, sample_ndim=None):
         raise BadInputError("%s holds several arrays (%s) and none is named x" % (path, ", ".join(data.files)))
 
 
-def _sample_ndim(bundle):
-    return len(bundle.manifest.input.shape) - 1
+def _sample_shape(bundle):
+    return tuple(bundle.manifest.input.shape[1:])
 
 
 def _cmd_run(args):
     with _open(args) as bundle:
-        x = load_inputs(args.input, _sample_ndim(bundle))
+        x = load_inputs(args.input, _sample_shape(bundle))
         model = Model.from_bundle(bundle, artifact=args.artifact, engine=args.engine, **_engine_options(args))
         scores = model.predict(x)
+        _say_unverified(model.artifact)
         labels = bundle.manifest.labels
     probs = softmax(scores)
     for i, row in enumerate(probs):
@@ -108,12 +120,13 @@ def _cmd_run(args):
 
 def _cmd_profile(args):
     with _open(args) as bundle:
-        inputs = load_inputs(args.inputs, _sample_ndim(bundle)) if args.inputs else None
+        inputs = load_inputs(args.inputs, _sample_shape(bundle)) if args.inputs else None
         body = profile(bundle, runs=args.runs, warmup=args.warmup, artifact=args.artifact, engine=args.engine, inputs=inputs, **_engine_options(args))
     report = make_report(body, "profile", device=args.device_id)
     lat, rt = report["latency"], report["runtime"]
     ran_on = rt["engine"] + "".join(", %s %s" % (k, rt[k]) for k in ("provider", "delegate", "threads", "arena_used") if rt.get(k) is not None)
     print("%s (%s) on %s" % (report["artifact"], report["format"], ran_on))
+    print("verified  %s" % _verification_line(rt.get("verification")))
     for key in ("engine_note", "fallback"):
         if key in rt:
             print("note      %s" % rt[key])
@@ -133,6 +146,19 @@ def _cmd_profile(args):
     return _emit(report, args)
 
 
+def _verification_line(status):
+    if status == "passed":
+        return "passed the host's parity check against the trained student"
+    if status == "failed":
+        return "FAILED the host's parity check (running only because of --allow-unverified)"
+    return "%s: the host did not check this artifact's outputs (running only because of --allow-unverified)" % status
+
+
+def _say_unverified(art):
+    if art.verification != "passed":
+        sys.stderr.write("edgekd-runtime: warning: %s (%s): %s\n" % (art.path, art.format, _verification_line(art.verification)))
+
+
 def _print_drift(drift):
     s = drift["summary"]
     print("drift     %s: input PSI mean %.3f (max %.3f, %d features over 0.25), confidence PSI %.3f, class PSI %.3f on %d samples"
@@ -146,7 +172,7 @@ def _print_drift(drift):
 
 def _cmd_monitor(args):
     with _open(args) as bundle:
-        body = monitor(bundle, load_inputs(args.inputs, _sample_ndim(bundle)), artifact=args.artifact, engine=args.engine, **_engine_options(args))
+        body = monitor(bundle, load_inputs(args.inputs, _sample_shape(bundle)), artifact=args.artifact, engine=args.engine, **_engine_options(args))
     report = make_report(body, "monitor", device=args.device_id)
     _print_drift(report["drift"])
     return _emit(report, args)
@@ -204,6 +230,7 @@ def _add_engine_options(p):
     p.add_argument("--threads", type=int, help="engine threads (LiteRT, ONNX Runtime)")
     p.add_argument("--delegate", help="LiteRT: xnnpack (default), none (builtin kernels only) or the path of a delegate .so")
     p.add_argument("--providers", help="ONNX Runtime execution providers in order of preference, comma-separated")
+    p.add_argument("--allow-unverified", action="store_true", help="run an artifact the host did not verify, or whose verification failed")
 
 
 def _add_report_options(p):

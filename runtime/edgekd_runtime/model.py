@@ -12,8 +12,40 @@ import numpy as np
 
 from .backends import engine_available, load_backend
 from .bundle import Bundle
-from .errors import BadInputError
+from .errors import BadInputError, BundleFormatError, IntegrityError
 from .manifest import Artifact, Manifest, Preprocessing, TensorSpec
+
+# The one verification status that lets the runtime pick an artifact without allow_unverified.
+PASSED = "passed"
+UNVERIFIED_HINT = "pass --allow-unverified (allow_unverified=True in Python) to run it anyway"
+
+
+def is_verified(art: Artifact) -> bool:
+    return art.verification == PASSED
+
+
+def as_batch(x, sample_shape):
+    """Raw input -> a batch (N, *sample_shape), for the layouts the host's ``build`` accepts: a batch, one sample
+    without its batch axis, and for a (H, W, 1) model grayscale images without their channel axis, (N, H, W)
+    or (H, W). Raises BadInputError naming the shape given and the shapes expected."""
+    x = np.asarray(x)
+    shape, sample = tuple(x.shape), tuple(sample_shape)
+    if shape == sample:
+        return x[None]
+    if shape[1:] == sample:
+        return x
+    channel_less = len(sample) == 3 and sample[-1] == 1
+    if channel_less:
+        bare = sample[:-1]
+        if shape == bare:
+            return x[None, ..., None]
+        if shape[1:] == bare:
+            return x[..., None]
+    dims = ", ".join(str(v) for v in sample)
+    accepted = "(N, %s) or %s" % (dims, sample)
+    if channel_less:
+        accepted += ", or (N, %d, %d) / (%d, %d) without the channel axis" % (sample[0], sample[1], sample[0], sample[1])
+    raise BadInputError("input shape %s does not match the model: expected %s" % (shape, accepted))
 
 
 def quantize(x, spec: TensorSpec):
@@ -51,30 +83,65 @@ class Model(object):
         self.raw_dtype = None  # the manifest's raw input dtype, set by from_bundle
 
     @classmethod
-    def from_bundle(cls, bundle: Bundle, artifact: Optional[str] = None, engine: Optional[str] = None, **options) -> "Model":
-        art, chosen, note = select_artifact(bundle.manifest, artifact, engine)
-        model = cls(bundle.path(art.path), art, bundle.manifest.preprocessing, engine=chosen, **options)
+    def from_bundle(cls, bundle: Bundle, artifact: Optional[str] = None, engine: Optional[str] = None, allow_unverified: bool = False, **options) -> "Model":
+        """Load the artifact the bundle's profile (or ``artifact``/``engine``) names. Only an artifact the host
+        verified ("passed") runs, unless ``allow_unverified``; every file it loads is first checked against the
+        manifest's sha256 (``Bundle.checked_path``)."""
+        art, chosen, note = select_artifact(bundle.manifest, artifact, engine, allow_unverified=allow_unverified)
+        if not allow_unverified and not is_verified(art):
+            raise IntegrityError("%s; refusing to run it" % _verification_words(art), UNVERIFIED_HINT)
+        for name in bundle.artifact_files(art):
+            bundle.checked_path(name)
+        model = cls(bundle.checked_path(art.path), art, bundle.manifest.preprocessing, engine=chosen, **options)
         model.selection_note = note
         model.raw_dtype = bundle.manifest.input.dtype
         return model
 
     def check_input(self, x):
-        x = np.asarray(x)
-        if x.ndim == len(self.sample_shape):
-            x = x[None]
-        if tuple(x.shape[1:]) != self.sample_shape:
-            raise BadInputError(
-                "input shape %s does not match the model: expected (N, %s) or %s"
-                % (tuple(x.shape), ", ".join(str(v) for v in self.sample_shape), self.sample_shape)
-            )
+        """Raw input -> a batch the model takes, or BadInputError (one line: what was expected, what was given)."""
+        x = as_batch(x, self.sample_shape)
         if x.dtype.kind not in "fiu":
             raise BadInputError(
                 "input dtype %s is not a real number type: expected %s (or another integer or float type), given %s"
                 % (x.dtype, self.raw_dtype or "float32", x.dtype)
             )
+        if len(x) == 0:
+            raise BadInputError("the input holds no samples (shape %s)" % (tuple(x.shape),))
         if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
             raise BadInputError("input contains NaN or Inf values", "clean the input before running the model")
+        self._check_raw_dtype(x)
         return x
+
+    def _check_raw_dtype(self, x):
+        """The manifest's preprocessing maps the raw dtype the host trained on (``raw_dtype``) to the model's input.
+        Integer pixels given as floats (already scaled to [0, 1], say) would be scaled a second time and answered
+        with confidence, so an integer raw dtype takes integers within its range only."""
+        if not self.raw_dtype:
+            return
+        try:
+            raw = np.dtype(self.raw_dtype)
+        except TypeError:
+            raise BundleFormatError("manifest.json's input dtype %r is not a numeric dtype" % (self.raw_dtype,))
+        if raw.kind not in "iu":
+            return
+        info = np.iinfo(raw)
+        pre = self.preprocessing
+        lo, hi = float(np.min(x)), float(np.max(x))
+        scaled = "the runtime maps it to the model's input with x*%.6g%+g itself" % (pre.scale, pre.offset)
+        if x.dtype.kind == "f":
+            hint = "pass the raw %s data as at training" % raw.name
+            if raw.name == "uint8" and hi <= 1.0:
+                hint += ", e.g. (x * 255).round().astype(np.uint8) for images scaled to [0, 1]"
+            raise BadInputError(
+                "input dtype %s (values %.4g..%.4g) does not match the bundle's input: expected %s values %d..%d (%s)"
+                % (x.dtype, lo, hi, raw.name, info.min, info.max, scaled),
+                hint,
+            )
+        if lo < info.min or hi > info.max:
+            raise BadInputError(
+                "input values %d..%d are outside the bundle's %s input range %d..%d" % (lo, hi, raw.name, info.min, info.max),
+                "pass the raw %s data as at training" % raw.name,
+            )
 
     def prepare(self, x):
         """Raw input -> the exact tensor the engine takes."""
@@ -97,30 +164,51 @@ class Model(object):
     def describe(self):
         info = dict(self.backend.describe())
         info["format"] = self.artifact.format
+        info["verification"] = self.artifact.verification
         if self.selection_note:
             info["engine_note"] = self.selection_note
         return info
 
 
-def select_artifact(manifest: Manifest, artifact: Optional[str] = None, engine: Optional[str] = None):
+def _verification_words(art: Artifact) -> str:
+    if art.verification == "failed":
+        return "artifact %s (%s) failed the host's verification" % (art.path, art.format)
+    return "artifact %s (%s) was not verified by the host (%s)" % (art.path, art.format, art.verification)
+
+
+def select_artifact(manifest: Manifest, artifact: Optional[str] = None, engine: Optional[str] = None, allow_unverified: bool = False):
     """Which artifact runs on which engine: (Artifact, engine, note or None).
 
-    An ``artifact`` flag picks by format; an ``engine`` flag picks the artifact made for that engine (or runs
-    the primary one on it, e.g. a .tflite on tflm). Without flags the device profile's engine wins when this
-    device has it installed; otherwise the first artifact whose engine is installed runs, and the note says why.
+    An ``artifact`` flag picks by format; an ``engine`` flag picks the artifact made for that engine (a verified
+    one first), or runs the primary one on it (e.g. a .tflite on tflm). Without flags only artifacts the host
+    verified are candidates (unless ``allow_unverified``, which still leaves out failed ones while others
+    remain): the device profile's engine wins when this device has it installed; otherwise the first
+    candidate whose engine is installed runs, and the note says why. ``Model.from_bundle`` refuses a named
+    artifact that is not verified, unless ``allow_unverified``.
     """
     if artifact:
         art = manifest.artifact(artifact)
         return art, engine or art.engine, None
     if engine:
-        for art in manifest.artifacts:
-            if art.engine == engine:
-                return art, engine, None
+        made_for = sorted((a for a in manifest.artifacts if a.engine == engine), key=lambda a: not is_verified(a))
+        if made_for:
+            return made_for[0], engine, None
         return manifest.primary(), engine, None
     note = None
-    # An artifact the host marked failed (e.g. int8 that missed the parity bounds) runs only when asked for by name.
-    usable = [a for a in manifest.artifacts if a.verification != "failed"] or manifest.artifacts
     preferred = manifest.profile.get("engine")
+    if allow_unverified:
+        usable = [a for a in manifest.artifacts if a.verification != "failed"] or manifest.artifacts
+    else:
+        usable = [a for a in manifest.artifacts if is_verified(a)]
+        if not usable:
+            raise IntegrityError(
+                "no artifact of this bundle passed the host's verification (%s); refusing to run one"
+                % ", ".join("%s: %s" % (a.format, a.verification) for a in manifest.artifacts),
+                UNVERIFIED_HINT,
+            )
+        skipped = [a for a in manifest.artifacts if a.engine == preferred and not is_verified(a)]
+        if preferred and skipped and not any(a.engine == preferred for a in usable):
+            note = "the profile's engine %s has only an unverified artifact (%s: %s), run with --allow-unverified" % (preferred, skipped[0].format, skipped[0].verification)
     if preferred and any(a.engine == preferred for a in usable):
         if engine_available(preferred):
             return [a for a in usable if a.engine == preferred][0], preferred, None
@@ -130,5 +218,5 @@ def select_artifact(manifest: Manifest, artifact: Optional[str] = None, engine: 
             if note:
                 note += "; ran the %s artifact on %s instead" % (art.format, art.engine)
             return art, art.engine, note
-    # Nothing installed: load the primary anyway so the user gets the engine's own install hint.
+    # Nothing installed: load the first candidate anyway so the user gets the engine's own install hint.
     return usable[0], usable[0].engine, note
