@@ -137,8 +137,16 @@ def plan_phases(clock: Budget, entries: List[Entry], trace: float, *, n_train: i
         # Per setting, one pass over the training data at most, but never less than the duel's minimum: enough to
         # see which teacher weight helps.
         slowest = max(e.seconds_per_sample for e in entries)
-        duel_samples = max(n_train, duel_minimum(n_train))
-        duel_seconds = min(SHARES["teacher weight"] * free, len(TEACHER_SETTINGS) * (trace + slowest * (duel_samples + n_val / 3)))
+
+        def duel(samples: int) -> float:
+            return len(TEACHER_SETTINGS) * (trace + slowest * (samples + n_val / 3))
+
+        duel_seconds = min(SHARES["teacher weight"] * free, duel(max(n_train, duel_minimum(n_train))))
+        # The duel is what keeps a weak teacher from harming the student: when its share cannot hold the minimum, it
+        # borrows from training, as long as training still affords MIN_PASSES passes of the slowest candidate.
+        rest = free - tournament_seconds - qat_seconds
+        if duel_seconds < duel(duel_minimum(n_train)) and rest - duel(duel_minimum(n_train)) >= MIN_PASSES * max(epoch(e) for e in entries):
+            duel_seconds = duel(duel_minimum(n_train))
     train_seconds = max(0.0, free - tournament_seconds - duel_seconds - qat_seconds)
     return BuildPlan(entries, n_train, n_val, trace, label_seconds, convert_seconds, qat_seconds, tournament_seconds, duel_seconds,
                      train_seconds, choose, tune)

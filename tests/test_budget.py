@@ -160,6 +160,29 @@ def test_a_round_below_the_target_ranks_by_accuracy_not_size():
     assert "smallest of 3 candidates within two standard errors of the best" in reason(ranked[0], entries, 0.95, 1.0)
 
 
+def test_the_teacher_weight_duel_borrows_from_training_rather_than_being_skipped():
+    """Skipping the duel meant training with alpha 0.7 unchecked: the do-no-harm benchmark's weak teacher (94.9%) then
+    held a student that reaches ~98% from labels down to 94.9%. Its situation: a given student, a 4-minute budget,
+    54,000 training samples at ~1 ms each."""
+    from edgekd.budget import Budget
+    from edgekd.build_plan import duel_minimum, plan_phases
+    from edgekd.profiles import load_profile
+    from edgekd.selection import TEACHER_SETTINGS, Entry
+    from edgekd.sizing import fit_report, student_cost
+    from edgekd.students import StudentSpec
+
+    spec = StudentSpec.parse("mobilenetv3:width=0.5,depth=3")
+    entry = Entry(fit_report(load_profile("linux-x86"), spec, student_cost(spec, (28, 28, 1), 10)), 1e-3)
+    plan = plan_phases(Budget(240), [entry], 5.0, n_train=54_000, n_val=6_000, label_seconds=10, convert_seconds=20,
+                       int8_fine_tune=False, student_given=True, alpha_given=False, val_note=None, say=lambda m: None)
+    assert plan.tune and plan.duel_seconds >= len(TEACHER_SETTINGS) * (5.0 + 1e-3 * (duel_minimum(54_000) + 2_000)) - 1e-6
+    assert plan.train_seconds >= plan.epoch_seconds(entry)  # and training still gets a full pass
+    # With no room for both, training keeps its pass and the duel is left to the warning.
+    tight = plan_phases(Budget(120), [entry], 5.0, n_train=54_000, n_val=6_000, label_seconds=10, convert_seconds=20,
+                        int8_fine_tune=False, student_given=True, alpha_given=False, val_note=None, say=lambda m: None)
+    assert tight.train_seconds >= tight.epoch_seconds(entry)
+
+
 def test_best_teacher_setting_prefers_labels_alone_on_a_tie():
     from edgekd.selection import best_setting
 
