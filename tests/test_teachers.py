@@ -94,6 +94,44 @@ def test_tflite_file_float_and_int8(tiny, tmp_path):
     assert np.max(np.abs(q - ref)) < 0.1 * (np.max(np.abs(ref)) + 1e-6) + 0.05
 
 
+def test_int8_tflite_teacher_ending_in_softmax_is_detected(tiny, tmp_path):
+    """Fully int8 TFLite teachers quantize their softmax to steps of 1/256: a row of 5 such probabilities misses 1 by
+    more than a float softmax would, and must still read as probabilities, not as logits."""
+    import tf_keras as keras
+
+    model, x, ref = tiny
+    x = np.random.default_rng(1).random((64, 8, 8, 1)).astype(np.float32)
+    ref = model(x).numpy()
+    probs_model = keras.Model(model.inputs, keras.layers.Softmax()(model.outputs[0]))
+    conv = tf.lite.TFLiteConverter.from_keras_model(probs_model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([x[i : i + 1]] for i in range(len(x)))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf.int8
+    (tmp_path / "q_softmax.tflite").write_bytes(conv.convert())
+
+    t = load_teacher(tmp_path / "q_softmax.tflite")
+    assert t.output_step == pytest.approx(1 / 256)
+    raw = t.scores(x)
+    assert np.max(np.abs(raw.sum(1) - 1)) > 1e-3  # what the float tolerance alone took for logits
+    z = t.logits(x)
+    assert t.outputs_probabilities is True
+    # Its log-probabilities soften like the float teacher's logits, up to the int8 rounding.
+    for T in (1.0, 4.0):
+        np.testing.assert_allclose(tf.nn.softmax(z / T).numpy(), tf.nn.softmax(ref / T).numpy(), atol=0.03)
+
+    # The int8 logits model (no softmax) stays logits, whatever its output step.
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([x[i : i + 1]] for i in range(len(x)))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf.int8
+    (tmp_path / "q.tflite").write_bytes(conv.convert())
+    q = load_teacher(tmp_path / "q.tflite")
+    q.logits(x)
+    assert q.output_step > 0 and q.outputs_probabilities is False
+
+
 def test_callable_and_softmax_detection(tiny):
     model, x, ref = tiny
     probs = tf.nn.softmax(ref).numpy()
@@ -109,7 +147,8 @@ def test_callable_and_softmax_detection(tiny):
 
 
 def test_looks_like_probabilities():
-    """The one softmax detector, shared by teachers and ``edgekd compare``: non-negative rows summing to 1 (within 1e-3)."""
+    """The one softmax detector, shared by teachers and ``edgekd compare``: non-negative rows summing to 1 (within 1e-3,
+    widened by the classes' quantization steps for a quantized output)."""
     from edgekd.teachers import looks_like_probabilities
 
     assert looks_like_probabilities(np.array([[0.2, 0.8], [1.0, 0.0]]))
@@ -117,6 +156,11 @@ def test_looks_like_probabilities():
     assert not looks_like_probabilities(np.array([[0.5, 0.502]]))  # off by more than the tolerance
     assert not looks_like_probabilities(np.array([[1.2, -0.2]]))  # sums to 1 but is not a distribution
     assert not looks_like_probabilities(np.array([[2.0, 1.0], [0.3, 0.7]]))  # every row must sum to 1
+    # int8 probabilities: each of the C values rounded to a step of 1/256, so a row may miss 1 by up to C steps.
+    q = np.array([[26, 51, 77, 103]]) / 256  # 257/256: one step over
+    assert not looks_like_probabilities(q) and looks_like_probabilities(q, step=1 / 256)
+    assert not looks_like_probabilities(np.array([[0.45, 0.45]]), step=1 / 256)  # 0.1 short: more than 2 steps
+    assert not looks_like_probabilities(np.array([[1.0]]))  # one output: a softmax would make it constant, not logits
 
 
 def test_soft_label_cache_runs_the_teacher_once(tiny, tmp_path, monkeypatch):
@@ -133,7 +177,7 @@ def test_soft_label_cache_runs_the_teacher_once(tiny, tmp_path, monkeypatch):
     assert len(calls) == n_calls  # served from disk
     np.testing.assert_array_equal(first, second)
     np.testing.assert_allclose(first, ref, atol=2e-2)  # float16 storage
-    assert list((tmp_path / "cache" / "soft_labels").glob("*.npy")) == [cache.soft_label_path(t, "d" * 64)]
+    assert list((tmp_path / "cache" / "soft_labels").iterdir()) == [cache.soft_label_path(t, "d" * 64)]
     assert not hasattr(teachers, "CACHE_DIR")  # so a test that moves the package's cache fails loudly
 
 

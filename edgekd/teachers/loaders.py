@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..errors import TeacherError
-from .fingerprint import fingerprint_callable, fingerprint_path, fingerprint_weights
+from .fingerprint import fingerprint_callable, fingerprint_model, fingerprint_path, fingerprint_weights
 from .teacher import Teacher
 
 SUFFIXES = (".keras", ".h5", ".onnx", ".tflite")
@@ -22,7 +22,9 @@ def load_teacher(source, classes: Optional[Sequence[int]] = None, fingerprint: O
     """A :class:`Teacher` from a model file or folder, a Keras model object or a Python callable.
 
     Files: ``.keras``/``.h5`` (tf_keras, then Keras 3), ``.onnx``, ``.tflite``, or a SavedModel folder.
-    ``classes`` marks a specialist whose outputs score only those global classes.
+    ``classes`` marks a specialist whose outputs score only those global classes. ``fingerprint`` replaces the
+    computed one; for a callable or a subclassed Keras model it is what lets the soft-label cache keep its outputs
+    (change it whenever what the teacher computes changes).
     """
     if isinstance(source, Teacher):
         if classes is not None:
@@ -42,10 +44,16 @@ def load_teacher(source, classes: Optional[Sequence[int]] = None, fingerprint: O
 
 
 def _from_object(obj, fingerprint, name) -> Teacher:
+    # Only a fingerprint that pins what the object computes may key the soft-label cache: the caller's, or a
+    # Sequential/functional model's architecture and weights. Anything else is recorded but never cached.
     if _is_keras_model(obj):
-        return _keras_teacher(obj, fingerprint or fingerprint_weights(obj), name or obj.name, kind=_keras_kind(obj))
+        fp = fingerprint or fingerprint_model(obj)
+        teacher = _keras_teacher(obj, fp or fingerprint_weights(obj), name or obj.name, kind=_keras_kind(obj))
+        teacher.cacheable = fp is not None
+        return teacher
     if callable(obj):
-        return Teacher(obj, fingerprint or fingerprint_callable(obj), name=name or getattr(obj, "__name__", type(obj).__name__), kind="callable")
+        return Teacher(obj, fingerprint or fingerprint_callable(obj), name=name or getattr(obj, "__name__", type(obj).__name__), kind="callable",
+                       cacheable=bool(fingerprint))
     raise TeacherError(f"cannot use {type(obj).__name__} as a teacher", "pass a model file, a SavedModel folder, a Keras model or a callable x -> logits")
 
 
@@ -187,7 +195,8 @@ def _tflite_teacher(path: Path, fp: str) -> Teacher:
         o_scale, o_zero = out["quantization"]
         return (y.astype(np.float32) - o_zero) * o_scale if o_scale else y.astype(np.float32)
 
-    return Teacher(run, fp, name=path.name, kind="tflite", input_shape=shape)
+    o_scale = float(out["quantization"][0] or 0.0)
+    return Teacher(run, fp, name=path.name, kind="tflite", input_shape=shape, output_step=o_scale if np.issubdtype(out["dtype"], np.integer) else 0.0)
 
 
 def _int_range(dtype):

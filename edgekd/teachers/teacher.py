@@ -14,9 +14,28 @@ import numpy as np
 from ..errors import TeacherError
 
 
-def looks_like_probabilities(s: np.ndarray) -> bool:
-    """Whether scores (batch, classes) are already probabilities: non-negative rows that sum to 1."""
-    return bool(np.all(s >= 0) and np.allclose(s.sum(axis=1), 1.0, atol=1e-3))
+SUM_TOLERANCE = 1e-3  # float rounding of a float32 softmax, which every float teacher stays far inside
+
+
+def looks_like_probabilities(s: np.ndarray, step: float = 0.0) -> bool:
+    """Whether scores (batch, classes) are already probabilities: non-negative rows that sum to 1.
+
+    ``step`` is the quantization step of the scores (a quantized model's output scale, 0 for float outputs). Each
+    of a row's values may be rounded by up to a step (TFLite's int8 softmax rounds its table, then the output), so
+    a row of C quantized probabilities may miss 1 by up to C steps: a step of 1/256 over 10 classes allows 0.04.
+
+    >>> looks_like_probabilities(np.array([[0.25, 0.75]]))
+    True
+    >>> row = np.round(np.full((1, 10), 0.1) * 256) / 256  # int8 softmax output: ten 26/256
+    >>> looks_like_probabilities(row), looks_like_probabilities(row, step=1 / 256)
+    (False, True)
+    """
+    s = np.asarray(s, dtype=np.float64)
+    if s.ndim != 2 or s.shape[1] < 2 or not np.all(np.isfinite(s)):
+        return False
+    step = abs(float(step or 0.0))
+    atol = SUM_TOLERANCE + s.shape[1] * step
+    return bool(np.all(s >= -step) and np.allclose(s.sum(axis=1), 1.0, rtol=0.0, atol=atol))
 
 
 class Teacher:
@@ -24,7 +43,10 @@ class Teacher:
 
     ``classes`` maps a specialist's outputs to global class indices (output j scores class ``classes[j]``);
     None means output j is class j. ``tf_fn``, when set, computes the same scores inside a TensorFlow graph,
-    which lets the teacher run online in every training step.
+    which lets the teacher run online in every training step. ``output_step`` is the quantization step of the
+    scores (an int8 model's output scale), which widens the softmax detection's tolerance. ``cacheable`` says
+    whether ``fingerprint`` identifies what the teacher computes well enough to key the soft-label cache: false
+    for a callable no fingerprint was given for, whose code may close over state its fingerprint cannot see.
 
     >>> t = Teacher(lambda x: np.eye(3)[np.asarray(x).reshape(len(x), -1).sum(1).astype(int) % 3], "toy")
     >>> t.logits(np.zeros((2, 1))).shape
@@ -33,7 +55,7 @@ class Teacher:
 
     def __init__(self, fn: Callable, fingerprint: str, name: str = "teacher", batch_size: int = 256, keras_model=None,
                  kind: str = "callable", input_shape: Optional[tuple] = None, tf_fn: Optional[Callable] = None,
-                 classes: Optional[Sequence[int]] = None):
+                 classes: Optional[Sequence[int]] = None, output_step: float = 0.0, cacheable: bool = True):
         self.fn = fn
         self.fingerprint = fingerprint
         self.name = name
@@ -44,6 +66,8 @@ class Teacher:
         self.tf_fn = tf_fn
         self.classes = list(classes) if classes is not None else None
         self.outputs_probabilities: Optional[bool] = None
+        self.output_step = float(output_step or 0.0)
+        self.cacheable = bool(cacheable)
         self.inference_seconds = 0.0
 
     def scores(self, x) -> np.ndarray:
@@ -57,7 +81,7 @@ class Teacher:
         if s.ndim != 2:
             raise TeacherError(f"teacher {self.name} returned shape {s.shape}; expected (batch, classes)", "the teacher must output one score per class")
         if self.outputs_probabilities is None:
-            self.outputs_probabilities = looks_like_probabilities(s)
+            self.outputs_probabilities = looks_like_probabilities(s, self.output_step)
         if self.outputs_probabilities:
             return np.log(np.clip(s, 1e-7, 1.0))
         return s
