@@ -99,6 +99,7 @@ def convert(
     coreml_compress: Optional[str] = typer.Option(None, help="CoreML weight compression: int8, palettize2/4/6/8"),
     trt_precision: str = typer.Option("fp16", help="TensorRT build precision on the device: fp32, fp16 or int8"),
     teacher_fingerprint: Optional[str] = typer.Option(None, help="sha256 of the teacher, recorded in the metadata"),
+    profile: Optional[str] = typer.Option(None, help="device profile the bundle is for (recorded in the manifest; its op limits are checked)"),
     force: bool = typer.Option(False, help="replace an existing --out"),
 ):
     """Convert a trained STUDENT to each target, check every artifact against it, write a bundle."""
@@ -107,6 +108,7 @@ def convert(
     result = convert_student(
         student, to, out, calibration=calibration, eval=eval, force=force, io=io, opset=opset, fixed_batch=fixed_batch,
         coreml_precision=coreml_precision, coreml_compress=coreml_compress or None, trt_precision=trt_precision, teacher_fingerprint=teacher_fingerprint,
+        profile=profile,
     )
     for conv in result.converted:
         art = conv.artifact

@@ -35,7 +35,7 @@ def convert_bundle(student_files):
     root, _ = student_files
     out = root / "bundle"
     proc = run_cli("edgekd", "convert", str(root / "student.keras"), "--to", "tflite-fp32", "--out", str(out),
-                   "--calibration", str(root / "train.npz"), "--eval", str(root / "test.npz"))
+                   "--calibration", str(root / "train.npz"), "--eval", str(root / "test.npz"), "--profile", "linux-x86")
     assert proc.returncode == 0, proc.stderr
     return out
 
@@ -57,7 +57,7 @@ def test_convert_bundle_carries_drift_reference_macs_and_reference_outputs(conve
     assert manifest.student["params"] == model.count_params()
     assert manifest.reference["indices"] == list(range(8))
     np.testing.assert_allclose(manifest.reference["outputs"], eval_set["host_outputs"][:8], atol=1e-5)
-    assert manifest.profile == {}  # `edgekd convert` names no device
+    assert manifest.profile["name"] == "linux-x86"  # from `edgekd convert --profile`
 
 
 def test_convert_bundle_can_be_monitored(convert_bundle, digits_split, tmp_path):
