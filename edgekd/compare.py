@@ -70,26 +70,16 @@ class CompareResult:
         return {"rows": [dict(asdict(r), size_bytes=r.size_bytes) for r in self.rows], "config": self.config, "files": self.files}
 
 
-def sparsity_of(model) -> float:
-    """Fraction of exact zeros over the kernels of the layers pruning touches (conv and dense)."""
-    zeros = total = 0
-    for layer in model.layers:
-        if type(layer).__name__ in ("Conv2D", "DepthwiseConv2D", "Dense", "SeparableConv2D", "Conv1D"):
-            for w in layer.get_weights()[:1]:
-                zeros += int(np.sum(w == 0))
-                total += int(w.size)
-    return zeros / total if total else 0.0
-
-
 def prune_teacher(teacher, x, y, sparsity: float = SPARSITY, epochs: int = PRUNE_EPOCHS, batch_size: int = 128, learning_rate: float = 5e-4, from_logits: bool = True, progress: bool = True, seed: int = 0):
-    """A copy of ``teacher`` pruned to ``sparsity`` by magnitude while fine-tuning on (x, y), wrappers stripped.
+    """A copy of ``teacher`` pruned to ``sparsity`` by magnitude while fine-tuning on (x, y), wrappers stripped
+    (the same pruning as ``edgekd distill --prune``: :mod:`edgekd.distill.pruning`).
 
     Sparsity ramps from 0 over the first 60% of the steps, so the remaining steps recover accuracy
     at the final sparsity.
     """
-    import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
+    from .distill import pruning
     from .progress import ProgressBar
 
     if not 0.0 < sparsity < 1.0:
@@ -97,23 +87,17 @@ def prune_teacher(teacher, x, y, sparsity: float = SPARSITY, epochs: int = PRUNE
     if not isinstance(teacher, keras.Model):
         raise EdgekdError("pruning needs a tf_keras teacher (tensorflow-model-optimization works only with tf_keras)", "save the teacher with tf_keras")
     keras.utils.set_random_seed(seed)
-    clone = keras.models.clone_model(teacher)
-    clone.set_weights(teacher.get_weights())
     steps_per_epoch = int(math.ceil(len(x) / batch_size))
     steps = max(1, epochs * steps_per_epoch)
-    schedule = tfmot.sparsity.keras.PolynomialDecay(initial_sparsity=0.0, final_sparsity=float(sparsity), begin_step=0, end_step=max(1, int(0.6 * steps)), frequency=max(1, steps // 50))
-    try:
-        pruned = tfmot.sparsity.keras.prune_low_magnitude(clone, pruning_schedule=schedule)
-    except Exception as exc:
-        raise EdgekdError(f"tensorflow-model-optimization cannot prune this teacher: {str(exc).splitlines()[0][:200]}", "pruning supports standard Keras layers; custom layers need PrunableLayer")
+    pruned = pruning.prune_model(teacher, sparsity, steps, end_fraction=0.6, frequency=max(1, steps // 50))
     pruned.compile(
         optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps)),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")],
     )
-    callbacks = [tfmot.sparsity.keras.UpdatePruningStep(), ProgressBar(epochs, steps_per_epoch, desc=f"prune to {sparsity:.0%}", enabled=progress)]
+    callbacks = [*pruning.callbacks(), ProgressBar(epochs, steps_per_epoch, desc=f"prune to {sparsity:.0%}", enabled=progress)]
     pruned.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0, callbacks=callbacks)
-    return tfmot.sparsity.keras.strip_pruning(pruned)
+    return pruning.strip(pruned)
 
 
 def gains(row: Row, teacher: Row) -> str:
@@ -199,6 +183,7 @@ def compare(
     """
     from .convert.batch import load_student
     from .data import Dataset, load_dataset, preprocessing_for
+    from .distill.pruning import kernel_sparsity
     from .teachers import load_teacher, looks_like_probabilities
 
     if out is not None:
@@ -226,14 +211,14 @@ def compare(
     workdir = Path(tempfile.mkdtemp(prefix="edgekd-compare-"))
     try:
         t_params = t_model.count_params()
-        measured = [_measure("original teacher", "none", t_model, "tflite-fp32", workdir, pre, x_eval, y_eval, None, t_params, sparsity_of(t_model))]
-        measured.append(_measure("distilled student", "distillation", s_model, "tflite-fp32", workdir, pre, x_eval, y_eval, None, s_model.count_params(), sparsity_of(s_model)))
+        measured = [_measure("original teacher", "none", t_model, "tflite-fp32", workdir, pre, x_eval, y_eval, None, t_params, kernel_sparsity(t_model))]
+        measured.append(_measure("distilled student", "distillation", s_model, "tflite-fp32", workdir, pre, x_eval, y_eval, None, s_model.count_params(), kernel_sparsity(s_model)))
         idx = np.random.default_rng(0).permutation(len(train))[: prune_samples or len(train)]
         pruned = prune_teacher(t_model, x_train[idx], train.y[idx], sparsity, prune_epochs, from_logits=from_logits, progress=progress)
-        measured.append(_measure("pruned teacher", "pruning", pruned, "tflite-fp32", workdir, pre, x_eval, y_eval, None, t_params, sparsity_of(pruned)))
-        measured.append(_measure("quantized teacher", "int8 post-training quantization", t_model, "tflite-int8", workdir, pre, x_eval, y_eval, x_train, t_params, sparsity_of(t_model)))
+        measured.append(_measure("pruned teacher", "pruning", pruned, "tflite-fp32", workdir, pre, x_eval, y_eval, None, t_params, kernel_sparsity(pruned)))
+        measured.append(_measure("quantized teacher", "int8 post-training quantization", t_model, "tflite-int8", workdir, pre, x_eval, y_eval, x_train, t_params, kernel_sparsity(t_model)))
         if student_int8:
-            measured.append(_measure("distilled student, int8", "distillation + int8", s_model, "tflite-int8", workdir, pre, x_eval, y_eval, x_train, s_model.count_params(), sparsity_of(s_model)))
+            measured.append(_measure("distilled student, int8", "distillation + int8", s_model, "tflite-int8", workdir, pre, x_eval, y_eval, x_train, s_model.count_params(), kernel_sparsity(s_model)))
         rows = [row for row, _ in measured]
         for row, lat in zip(rows, time_interleaved([m for _, m in measured], x_eval[:1], runs)):
             row.latency_ms_p50, row.latency_ms_p90 = lat["p50_ms"], lat["p90_ms"]
