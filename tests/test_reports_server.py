@@ -111,7 +111,7 @@ def test_a_device_token_speaks_for_its_own_device_only_and_stops_when_revoked(de
     assert store.count() == 3 and {r["device_id"] for r in store.query()} == {"cam-1", "cam-2"}
 
     listed = store.list_tokens()
-    assert [(t["token_id"], t["device_id"], bool(t["revoked"])) for t in listed] == [(cam1["token_id"], "cam-1", True), (cam2["token_id"], "cam-2", False)]
+    assert sorted((t["device_id"], t["token_id"], bool(t["revoked"])) for t in listed) == [("cam-1", cam1["token_id"], True), ("cam-2", cam2["token_id"], False)]
     assert all(set(t) == {"token_id", "device_id", "created", "revoked"} for t in listed)
     # Only a hash is stored: no secret anywhere in the database files.
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("d.sqlite"))
@@ -406,3 +406,150 @@ def test_serve_refuses_to_start_when_no_device_could_authenticate(tmp_path):
     (tmp_path / "bad.pem").write_text("not a certificate")
     proc = run_cli("edgekd", "reports", "serve", "--db", str(tmp_path / "none.sqlite"), "--token", "x", "--ssl-certfile", str(tmp_path / "bad.pem"))
     assert proc.returncode == 2 and "cannot use the certificate" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# --- the device's spool ------------------------------------------------------------------------------
+
+def test_the_spool_makes_every_rename_and_removal_durable(tmp_path, collector, profile_body, monkeypatch):
+    """A power cut right after "sent" must neither resurrect the report nor lose one still waiting: every
+    rename and removal in the spool is followed by an fsync of the folder that holds the name."""
+    import stat
+
+    from edgekd_runtime.report import deliver, spool_report
+
+    _, url, _ = collector()
+    spool = tmp_path / "spool"
+    events = []
+    real = {name: getattr(os, name) for name in ("fsync", "rename", "replace", "remove")}
+
+    def folder_of(path):
+        st = real_stat(os.path.dirname(os.path.abspath(path)))
+        return (st.st_dev, st.st_ino)
+
+    real_stat = os.stat
+
+    def fsync(fd):
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            events.append(("fsync", (st.st_dev, st.st_ino)))
+        return real["fsync"](fd)
+
+    def moving(name):
+        def op(src, dst, *a, **k):
+            before = folder_of(src)
+            out = real[name](src, dst, *a, **k)
+            events.append(("changed", before))
+            events.append(("changed", folder_of(dst)))
+            return out
+        return op
+
+    def remove(path, *a, **k):
+        where = folder_of(path)
+        out = real["remove"](path, *a, **k)
+        events.append(("changed", where))
+        return out
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "rename", moving("rename"))
+    monkeypatch.setattr(os, "replace", moving("replace"))
+    monkeypatch.setattr(os, "remove", remove)
+
+    spool_report(new_report(profile_body), str(spool))
+    (spool / "0000-garbage.json").write_bytes(b"{not json")  # goes to rejected/: a rename across two folders
+    result = deliver(new_report(profile_body), url, TOKEN, str(spool))
+    monkeypatch.undo()
+    assert result["delivered"] and len(result["sent"]) == 2 and len(result["rejected"]) == 1, result
+    assert sorted(os.listdir(spool)) == ["rejected"]
+
+    changed = [(i, f) for i, (kind, f) in enumerate(events) if kind == "changed"]
+    assert changed, "the spool moved no file"
+    for i, folder in changed:
+        assert ("fsync", folder) in events[i + 1:], "a change in the spool at step %d was never made durable: %s" % (i, events)
+
+
+def test_concurrent_flushers_send_each_report_once_and_raise_nothing(tmp_path, collector, profile_body):
+    """Two flushers and two delivering runs in threads, and two `edgekd-runtime send` processes, all on one
+    spool at the same time: every report reaches the collector once, sent by exactly one of them."""
+    from edgekd.reports.store import open_store
+    from edgekd_runtime.report import deliver, flush_spool, spool_report
+
+    db = tmp_path / "many.sqlite"
+    _, url, _ = collector(db)
+    spool = str(tmp_path / "spool")
+    waiting = [new_report(profile_body, device="dev-%d" % (i % 3)) for i in range(150)]
+    for report in waiting:
+        spool_report(report, spool)
+    fresh = [[new_report(profile_body, device="new-%d" % t) for _ in range(10)] for t in range(2)]
+    results, errors = [], []
+    start = threading.Barrier(4)
+
+    def flusher():
+        start.wait()
+        results.append(flush_spool(url, TOKEN, spool, timeout=30))
+
+    def delivering(reports):
+        start.wait()
+        for report in reports:
+            results.append(deliver(report, url, TOKEN, spool, timeout=30))
+
+    def guarded(fn, *args):
+        def run():
+            try:
+                fn(*args)
+            except BaseException as exc:  # the point of the test: nothing may escape a flusher
+                errors.append(repr(exc))
+        return run
+
+    bindir = os.path.dirname(sys.executable)
+    senders = [subprocess.Popen([os.path.join(bindir, "edgekd-runtime"), "send", "--report-to", url, "--token", TOKEN, "--spool", spool, "--timeout", "30"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    threads = [threading.Thread(target=guarded(flusher)) for _ in range(2)]
+    threads += [threading.Thread(target=guarded(delivering, reports)) for reports in fresh]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    sent_by_processes = 0
+    for proc in senders:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0 and "Traceback" not in err, err
+        sent_by_processes += int(out.split("sent      ", 1)[1].split(" of ", 1)[0])
+
+    assert errors == []
+    assert all(r["error"] is None and r["rejected"] == [] for r in results), [r["error"] for r in results]
+    assert all(r["delivered"] for r in results if "delivered" in r)  # each run sent its own report itself
+    made = {r["report_id"] for r in waiting} | {r["report_id"] for batch in fresh for r in batch}
+    sent_here = [rid for r in results for rid in r["sent"]]
+    assert len(sent_here) == len(set(sent_here))
+    assert len(sent_here) + sent_by_processes == len(made)  # one send per report, whoever sent it
+    assert [rid for r in results for rid in r["duplicates"]] == []
+    assert sorted(os.listdir(spool)) == []
+    store = open_store(str(db))
+    ids = [r["report_id"] for r in store.query()]
+    store.close()
+    assert len(ids) == len(set(ids)) and set(ids) == made
+
+
+def test_a_report_claimed_by_a_flusher_that_died_is_sent_by_the_next(tmp_path, collector, profile_body):
+    from edgekd_runtime.report import flush_spool, spool_report
+
+    _, url, _ = collector()
+    spool = tmp_path / "spool"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        orphan = spool_report(new_report(profile_body), str(spool))
+        os.rename(orphan, "%s.%d-0123456789ab.sending" % (orphan, dead.pid))
+        busy = new_report(profile_body)
+        held = spool_report(busy, str(spool))
+        os.rename(held, "%s.%d-0123456789ab.sending" % (held, alive.pid))
+        result = flush_spool(url, TOKEN, str(spool))
+        assert result["error"] is None and len(result["sent"]) == 1 and busy["report_id"] not in result["sent"]
+        # The live process's claim is left alone: it may be sending that report right now.
+        assert [n for n in os.listdir(spool)] == [os.path.basename(held) + ".%d-0123456789ab.sending" % alive.pid]
+    finally:
+        alive.kill()
+        alive.wait()
+    result = flush_spool(url, TOKEN, str(spool))
+    assert result["sent"] == [busy["report_id"]] and os.listdir(spool) == []

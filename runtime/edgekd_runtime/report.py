@@ -10,6 +10,7 @@ report is deleted only after the host acknowledged that it stored it.
 from __future__ import annotations
 
 import datetime
+import errno
 import json
 import os
 import platform
@@ -72,6 +73,8 @@ def write_atomic(path: str, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+    # The rename is in the folder's own data: without this a power cut can undo it (no file, or the old one).
+    _fsync_dir(parent)
 
 
 def write_report(report: Dict[str, Any], path: str) -> None:
@@ -143,11 +146,18 @@ def _error_detail(exc) -> str:
 
 def spool_report(report: Dict[str, Any], directory: Optional[str] = None) -> str:
     """Keep a report on disk for a later run; file names sort oldest first."""
-    directory = spool_dir(directory)
-    name = "%017.6f-%s.json" % (time.time(), report["report_id"])
-    path = os.path.join(directory, name)
+    path = _spool_path(report, directory)
     write_atomic(path, encode(report))
     return path
+
+
+def _spool_path(report: Dict[str, Any], directory: Optional[str]) -> str:
+    directory = spool_dir(directory)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, exist_ok=True)
+        # A new spool folder is itself a name in its parent: make it durable, or a power cut loses the folder.
+        _fsync_dir(os.path.dirname(os.path.abspath(directory)))
+    return os.path.join(directory, "%017.6f-%s.json" % (time.time(), report["report_id"]))
 
 
 def spooled(directory: Optional[str] = None) -> List[str]:
@@ -157,54 +167,205 @@ def spooled(directory: Optional[str] = None) -> List[str]:
     return [os.path.join(directory, n) for n in sorted(os.listdir(directory)) if n.endswith(".json")]
 
 
+# Concurrent flushers (two runs at once, a cron `send` beside a `profile`) share one spool. Each takes a report
+# by renaming it to a name of its own before sending it: rename is atomic, so exactly one flusher wins and the
+# others see it gone and skip it. A claim names its process; one left by a process that died mid-send is
+# renamed back by the next flush, so a crash never strands a report.
+CLAIM_SUFFIX = ".sending"
+_held = set()  # type: set  # claim file names this process holds now (set.add/discard are atomic under the GIL)
+
+
+def _fsync_dir(directory: str) -> None:
+    """Make the renames and removals done in ``directory`` durable: fsync of a file does not cover its name."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return  # Windows cannot open a folder; NTFS journals its names itself
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return  # the folder is gone (another flusher's rejected/ never made): nothing of ours to persist
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        # Some file systems (network, FUSE) cannot fsync a folder; they give no stronger promise to rely on.
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF, errno.EACCES, errno.EPERM):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _claim_name(path: str) -> str:
+    return "%s.%d-%s%s" % (path, os.getpid(), uuid.uuid4().hex[:12], CLAIM_SUFFIX)
+
+
+def _claim(path: str) -> Optional[str]:
+    """Take ``path`` for this flusher; None when another flusher took (or sent) it first."""
+    claimed = _claim_name(path)
+    _held.add(os.path.basename(claimed))
+    try:
+        os.rename(path, claimed)
+    except OSError as exc:
+        _held.discard(os.path.basename(claimed))
+        if exc.errno == errno.ENOENT:
+            return None
+        raise
+    # No folder fsync here: after a power cut the report is back under either name, and both are sent again.
+    return claimed
+
+
+def _unclaimed_name(claimed: str) -> str:
+    # name.json.<pid>-<nonce>.sending -> name.json
+    return claimed[:-len(CLAIM_SUFFIX)].rsplit(".", 1)[0]
+
+
+def _release(claimed: str) -> None:
+    os.rename(claimed, _unclaimed_name(claimed))
+    _held.discard(os.path.basename(claimed))
+    _fsync_dir(os.path.dirname(claimed))
+
+
+def _claim_is_stale(name: str) -> bool:
+    try:
+        pid = int(name[:-len(CLAIM_SUFFIX)].rsplit(".", 1)[1].split("-", 1)[0])
+    except (IndexError, ValueError):
+        return True  # not a name this module makes: give the report back rather than strand it
+    if pid == os.getpid():
+        return name not in _held  # an earlier process that had our pid, or a claim this process dropped
+    if os.name != "posix":
+        return False  # os.kill(pid, 0) would terminate the process on Windows; leave other live claims be
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # it exists (owned by another user): alive
+    return False
+
+
+def _recover_claims(directory: str) -> None:
+    """Give back the reports that flushers which died mid-send had claimed."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    recovered = False
+    for name in names:
+        if name.endswith(CLAIM_SUFFIX) and _claim_is_stale(name):
+            try:
+                os.rename(os.path.join(directory, name), os.path.join(directory, _unclaimed_name(name)))
+                recovered = True
+            except OSError:
+                pass  # another flusher recovered it first
+    if recovered:
+        _fsync_dir(directory)
+
+
 def flush_spool(url: str, token: str, directory: Optional[str] = None, timeout: float = 10.0) -> Dict[str, Any]:
     """Send every spooled report, oldest first; stop at the first transient failure (the host is still down).
 
-    Reports the host refuses for good move to ``rejected/`` beside them, so they neither block the queue
-    nor vanish. Returns {"sent": [...], "duplicates": [...], "rejected": [...], "waiting": n, "error": message or None}.
+    Safe to run while other flushers work on the same spool: each report is sent by one of them, and the
+    ones another flusher took are skipped (counted in "skipped"). Reports the host refuses for good move to
+    ``rejected/`` beside them, so they neither block the queue nor vanish.
+    Returns {"sent": [...], "duplicates": [...], "rejected": [...], "skipped": n, "waiting": n, "error": message or None}.
     """
-    result = {"sent": [], "duplicates": [], "rejected": [], "waiting": 0, "error": None}  # type: Dict[str, Any]
-    pending = spooled(directory)
-    for index, path in enumerate(pending):
+    directory = spool_dir(directory)
+    result = {"sent": [], "duplicates": [], "rejected": [], "skipped": 0, "waiting": 0, "error": None}  # type: Dict[str, Any]
+    _recover_claims(directory)
+    for path in spooled(directory):
         try:
-            with open(path, "rb") as handle:
-                report = json.loads(handle.read().decode("utf-8"))
-        except (OSError, ValueError) as exc:
-            _reject(path, directory)
-            result["rejected"].append("%s (unreadable: %s)" % (os.path.basename(path), exc))
+            claimed = _claim(path)
+        except OSError as exc:
+            result["error"] = "cannot take %s from the spool: %s" % (os.path.basename(path), exc)
+            break
+        if claimed is None:
+            result["skipped"] += 1
             continue
+        if not _send_claimed(claimed, url, token, timeout, result):
+            break
+    if result["error"]:
+        result["waiting"] = len(spooled(directory))
+    return result
+
+
+def _send_claimed(claimed: str, url: str, token: str, timeout: float, result: Dict[str, Any]) -> bool:
+    """Send one claimed report and settle its file: removed once acknowledged, moved to rejected/ if refused for
+    good, given back to the spool otherwise. False when flushing should stop (the host is unreachable)."""
+    try:
+        try:
+            with open(claimed, "rb") as handle:
+                report = json.loads(handle.read().decode("utf-8"))
+            if not isinstance(report, dict):
+                raise ValueError("not a JSON object")
+            encode(report)  # NaN or Infinity in the file: no valid report can be sent from it
+        except (OSError, ValueError, TypeError) as exc:
+            _reject(claimed)
+            result["rejected"].append("%s (unreadable: %s)" % (os.path.basename(_unclaimed_name(claimed)), exc))
+            return True
         try:
             ack = send_report(report, url, token, timeout=timeout)
         except DeliveryError as exc:
             if exc.permanent:
-                _reject(path, directory)
+                _reject(claimed)
                 result["rejected"].append("%s (%s)" % (report.get("report_id"), exc))
-                continue
+                return True
+            _release(claimed)
             result["error"] = str(exc)
-            result["waiting"] = len(pending) - index
-            return result
-        os.remove(path)
-        result["sent"].append(report["report_id"])
-        if ack.get("duplicate"):
-            # Stored by an earlier attempt whose acknowledgement never arrived: counted once, as it should be.
-            result["duplicates"].append(report["report_id"])
-    return result
+            return False
+        os.remove(claimed)
+        # Only a removal that reached the disk may be called sent: otherwise a power cut brings the file back.
+        _fsync_dir(os.path.dirname(claimed))
+        _held.discard(os.path.basename(claimed))
+    except BaseException:
+        # Interrupted (Ctrl-C, a disk error): give the report back to the spool rather than leave it claimed.
+        if os.path.exists(claimed):
+            try:
+                _release(claimed)
+            except OSError:
+                pass  # still claimed by a pid that will be gone: the next flush gives it back
+        raise
+    result["sent"].append(report["report_id"])
+    if ack.get("duplicate"):
+        # Stored by an earlier attempt whose acknowledgement never arrived: counted once, as it should be.
+        result["duplicates"].append(report["report_id"])
+    return True
 
 
-def _reject(path: str, directory: Optional[str]) -> None:
-    target = os.path.join(spool_dir(directory), "rejected")
+def _reject(claimed: str) -> None:
+    directory = os.path.dirname(claimed)
+    target = os.path.join(directory, "rejected")
     os.makedirs(target, exist_ok=True)
-    os.replace(path, os.path.join(target, os.path.basename(path)))
+    os.replace(claimed, os.path.join(target, os.path.basename(_unclaimed_name(claimed))))
+    _held.discard(os.path.basename(claimed))
+    _fsync_dir(target)
+    _fsync_dir(directory)
 
 
 def deliver(report: Dict[str, Any], url: str, token: str, directory: Optional[str] = None, timeout: float = 10.0) -> Dict[str, Any]:
     """Send ``report`` after whatever an earlier run left in the spool; spool it if the host is unreachable.
 
     The new report goes to the spool first and is sent from there, so a crash between sending and
-    acknowledging leaves it on disk to be resent (and counted once, by its id).
+    acknowledging leaves it on disk to be resent (and counted once, by its id). It is written straight
+    under this flusher's claim, so a flusher running beside this one cannot send it in its stead (and
+    leave this one unable to say whether it arrived).
     """
-    spool_report(report, directory)
-    result = flush_spool(url, token, directory, timeout=timeout)
+    claimed = _claim_name(_spool_path(report, directory))
+    _held.add(os.path.basename(claimed))
+    try:
+        write_atomic(claimed, encode(report))
+    except BaseException:
+        _held.discard(os.path.basename(claimed))
+        raise
+    try:
+        result = flush_spool(url, token, directory, timeout=timeout)
+    except BaseException:
+        _release(claimed)
+        raise
+    if result["error"]:
+        _release(claimed)
+        result["waiting"] += 1
+    else:
+        _send_claimed(claimed, url, token, timeout, result)
+        if result["error"]:
+            result["waiting"] = len(spooled(directory))
     result["report_id"] = report["report_id"]
     result["delivered"] = report["report_id"] in result["sent"]
     return result
