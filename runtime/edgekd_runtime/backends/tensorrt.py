@@ -29,27 +29,40 @@ CALIBRATION_SAMPLES = 200
 CACHE_DIR = os.environ.get("EDGEKD_ENGINE_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "edgekd", "engines"))
 
 
+_NO_GPU_HINT = "run it on a machine with an NVIDIA GPU and its driver, or choose another engine with --engine (e.g. onnxruntime)"
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return "%s: %s" % (type(exc).__name__, text.splitlines()[0]) if text else type(exc).__name__
+
+
 def _tensorrt():
     try:
         import tensorrt as trt
-    except ImportError as exc:
+    except (ImportError, OSError) as exc:  # OSError: the package is there but libnvinfer is not
         raise EngineUnavailableError(
-            "TensorRT is not importable (%s)" % exc,
+            "TensorRT is not importable (%s)" % _first_line(exc),
             "on a Jetson use the JetPack python3-libnvinfer package; elsewhere pip install tensorrt",
         )
     return trt
 
 
 def _imports():
+    trt = _tensorrt()
     try:
         import pycuda.autoinit  # noqa: F401  (creates the CUDA context)
         import pycuda.driver as cuda
-        import tensorrt as trt
     except ImportError as exc:
         raise EngineUnavailableError(
-            "TensorRT or pycuda is not importable (%s)" % exc,
+            "pycuda is not importable (%s)" % _first_line(exc),
             "on a Jetson use the JetPack python3-libnvinfer package and pip install pycuda",
         )
+    except Exception as exc:
+        # pycuda.autoinit initialises the driver as it is imported: without a GPU or a driver it raises pycuda's own
+        # error types (pycuda._driver.RuntimeError "cuInit failed: no CUDA-capable device is detected", LogicError)
+        # or a plain RuntimeError from make_default_context, none of which is an ImportError.
+        raise EngineUnavailableError("pycuda is installed but found no usable CUDA GPU here (%s)" % _first_line(exc), _NO_GPU_HINT)
     return trt, cuda
 
 
@@ -118,7 +131,11 @@ def build_engine(onnx_path, precision="fp16", workspace_mb=256, calibration=None
     """
     trt = _tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
+    try:
+        builder = trt.Builder(logger)
+    except Exception as exc:
+        # Without a usable GPU TensorRT's bindings fail here (pybind11 "factory function returned nullptr", a TypeError).
+        raise EngineUnavailableError("TensorRT cannot create a builder: no usable CUDA GPU here (%s)" % _first_line(exc), _NO_GPU_HINT)
     network = builder.create_network(0)
     parser = trt.OnnxParser(network, logger)
     with open(onnx_path, "rb") as handle:
