@@ -37,7 +37,8 @@ FORMAT_PRECISION = {
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No NaN or infinity: a budget or a rate that is not a finite number turns every estimate into nonsense.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Budgets(_Strict):
@@ -146,9 +147,18 @@ def load_profile(name_or_path) -> DeviceProfile:
     if not path.is_file():
         raise ProfileError(f"unknown profile {text!r}", f"built-in profiles: {', '.join(available_profiles())}; or pass a path to a YAML file")
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"{path} is not UTF-8 text (byte {exc.start} cannot be decoded)", "save the profile as UTF-8 YAML")
+    except OSError as exc:
+        raise ProfileError(f"cannot read profile {path}: {exc.strerror or exc}")
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ProfileError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}", "fix the YAML syntax at the line it names")
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ProfileError(f"{path} is not valid YAML: {first}", "fix the YAML syntax at the line it names")
+    except RecursionError:
+        raise ProfileError(f"{path} is nested too deeply to be a device profile", "start from one of device_profiles/*.yaml")
     return validate_profile(data, source=str(path))
 
 
