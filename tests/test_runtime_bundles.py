@@ -229,3 +229,52 @@ def test_profile_cli_prints_engine_threads_and_writes_a_versioned_report(tiny_bu
     report = json.loads(out.read_text())
     assert report["schema"] == "edgekd.report" and report["schema_version"] == 1 and report["kind"] == "profile"
     assert len(report["report_id"]) == 32 and report["runtime"]["threads"] == 2
+
+
+# Issue 13: only what the host verified runs unless asked for, and a model folder is checked file by file.
+
+def test_selection_runs_only_verified_artifacts_and_says_why(tiny_bundle):
+    from edgekd_runtime import Bundle
+    from edgekd_runtime.errors import IntegrityError
+    from edgekd_runtime.model import select_artifact
+
+    with Bundle.open(tiny_bundle["path"]) as bundle:
+        m = bundle.manifest
+    for art in m.artifacts:
+        if art.engine == "litert":
+            art.verification = "not verified here"
+    art, engine, note = select_artifact(m)
+    assert (art.format, engine) == ("onnx", "onnxruntime")
+    assert "litert has only an unverified artifact" in note and "ran the onnx artifact on onnxruntime instead" in note
+    assert select_artifact(m, allow_unverified=True)[0].format == "tflite-int8"
+    for art in m.artifacts:
+        art.verification = "unverified"
+    with pytest.raises(IntegrityError, match="no artifact of this bundle passed"):
+        select_artifact(m)
+
+
+def test_model_folder_is_checked_file_by_file(tiny_bundle, tmp_path):
+    """A CoreML .mlpackage is a folder: each of its files is listed and hashed, and a file slipped into it that
+    the manifest does not list is refused."""
+    from edgekd_runtime import Bundle
+    from edgekd_runtime.errors import IntegrityError
+    from edgekd_runtime.manifest import sha256_file
+
+    b = copy_bundle(tiny_bundle, tmp_path)
+    pkg = b / "model.mlpackage"
+    (pkg / "Data").mkdir(parents=True)
+    (pkg / "Manifest.json").write_text("{}")
+    (pkg / "Data" / "weights.bin").write_bytes(b"\0" * 64)
+
+    def add(m):
+        for name in ("model.mlpackage/Manifest.json", "model.mlpackage/Data/weights.bin"):
+            m["files"][name] = sha256_file(str(b / name))
+        m["artifacts"].append(dict(m["artifacts"][2], path="model.mlpackage", format="coreml", engine="coreml", verification="not verified here"))
+
+    rewrite_manifest(b, add)
+    (pkg / "Data" / "extra.bin").write_bytes(b"unlisted")
+    with pytest.raises(IntegrityError, match="model.mlpackage/Data/extra.bin is not listed"):
+        Bundle.open(str(b))
+    os.remove(pkg / "Data" / "extra.bin")
+    with Bundle.open(str(b)) as bundle:
+        assert bundle.artifact_files(bundle.manifest.artifact("coreml")) == ["model.mlpackage/Data/weights.bin", "model.mlpackage/Manifest.json"]
