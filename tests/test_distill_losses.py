@@ -188,3 +188,26 @@ def test_one_sparsity_count_over_the_kernels_pruning_touches():
         np.testing.assert_array_equal(a, b)
     with pytest.raises(EdgekdError, match="target sparsity"):
         prune_model(model, 1.0, total_steps=10)
+
+
+def test_feature_targets_come_back_from_the_teachers_cache(tmp_path, monkeypatch):
+    """fitnet/at/crd targets are kept by the one teacher cache: the second call reads them, bit for bit, without
+    running the teacher."""
+    import tf_keras as keras
+
+    import edgekd.teachers.cache as cache
+    from edgekd.distill.features import teacher_targets
+    from edgekd.teachers import data_fingerprint, load_teacher
+
+    monkeypatch.setattr(cache, "CACHE_DIR", tmp_path)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(3, 3, padding="same", name="conv"), keras.layers.Flatten(), keras.layers.Dense(2)])
+    teacher = load_teacher(model)
+    x = np.random.default_rng(0).random((10, 4, 4, 1), dtype=np.float32)
+    outputs = {"t0": (model.get_layer("conv").output, None)}
+    first, online_fn, mode, seconds = teacher_targets(teacher, outputs, x, data_fingerprint(x), "at-conv", online=False, cache=True)
+    assert online_fn is None and mode == "cached" and seconds > 0 and first["t0"].shape == (10, 4, 4, 3)
+    again, _, _, seconds = teacher_targets(teacher, outputs, x, data_fingerprint(x), "at-conv", online=False, cache=True)
+    assert seconds == 0.0
+    np.testing.assert_array_equal(again["t0"], first["t0"])
+    assert len(list((tmp_path / "features").glob("*-at-conv.npz"))) == 1

@@ -1,13 +1,12 @@
 """Intermediate layers: finding them by name, pairing student and teacher layers by spatial size, and
 the teacher-side extractor whose outputs become training targets (cached when small, online otherwise).
 
-The feature targets have their own cache beside the teachers' soft labels, under the same folder: an entry
-depends on the teacher, the data and which layers (with which transform) a method reads.
+The feature targets are kept by the teachers' cache (:mod:`edgekd.teachers.cache`) beside the soft labels, keyed
+also by the layers and transforms a method reads.
 """
 from __future__ import annotations
 
 import difflib
-import os
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -132,7 +131,7 @@ def teacher_targets(teacher, outputs: Dict[str, Tuple[object, Optional[Callable]
     names the layers and transforms in the cache key; ``seconds`` is the teacher time spent here."""
     import tensorflow as tf
 
-    from ..teachers import cache as teacher_cache  # read at call time: tests and users redirect CACHE_DIR
+    from ..teachers import cache as teacher_cache
 
     keys = list(outputs)
     tm = teacher.keras_model
@@ -148,24 +147,24 @@ def teacher_targets(teacher, outputs: Dict[str, Tuple[object, Optional[Callable]
             found["logits"] = tf.math.log(tf.clip_by_value(z, 1e-7, 1.0)) if teacher.outputs_probabilities else z
         return found
 
-    too_big = estimate_bytes([tuple(compute(tf.constant(x[:1]))[k].shape) for k in keys], len(x)) > FEATURE_CACHE_LIMIT
+    probe = compute(tf.constant(x[:1]))
+    shapes = {k: (len(x), *probe[k].shape[1:]) for k in keys}
+    too_big = estimate_bytes([tuple(probe[k].shape) for k in keys], len(x)) > FEATURE_CACHE_LIMIT
     if online or too_big:
         return None, lambda xb: compute(xb, with_logits=True), ("online: targets would take more than 512 MB" if too_big and not online else "online"), 0.0
-    path = teacher_cache.CACHE_DIR / "features" / f"{teacher.fingerprint[:16]}-{data_fp[:16]}-{tag}.npz"
-    if cache and path.is_file():
-        with np.load(path) as stored:
-            if all(k in stored.files and len(stored[k]) == len(x) for k in keys):
-                return {k: stored[k].astype(np.float32) for k in keys}, None, "cached", 0.0
+    key = teacher_cache.cache_key(teacher, data_fp, "features", tag) if cache else None
+    if key is not None:
+        hit = teacher_cache.read_entry(key, "features", shapes, label=tag)
+        if hit is not None:
+            return {k: hit[k].astype(np.float32) for k in keys}, None, "cached", 0.0
     start = time.perf_counter()
     chunks = [compute(tf.constant(x[i : i + 256])) for i in range(0, len(x), 256)]
     elapsed = time.perf_counter() - start
     teacher.inference_seconds += elapsed
     arrays = {k: np.concatenate([c[k].numpy() for c in chunks]).astype(np.float16) for k in keys}
-    if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".tmp.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
+    if key is not None:
+        teacher_cache.write_entry(key, "features", arrays, label=tag)
+    # Rounded through float16 on every path, so a run from the cache trains exactly like the first one.
     return {k: v.astype(np.float32) for k, v in arrays.items()}, None, "cached", elapsed
 
 
