@@ -14,10 +14,13 @@ import errno
 import json
 import os
 import platform
+import re
 import socket
 import time
 import uuid
 from typing import Any, Dict, List, Optional
+
+from .errors import BadInputError
 
 REPORT_SCHEMA = "edgekd.report"
 REPORT_SCHEMA_VERSION = 1
@@ -26,6 +29,8 @@ KINDS = ("profile", "monitor")
 MAX_REPORT_BYTES = 1 << 20
 ENDPOINT = "/v1/reports"
 DEFAULT_SPOOL = os.path.join(os.path.expanduser("~"), ".cache", "edgekd", "spool")
+# The collector's rule too (edgekd.reports.schema): the id travels as an HTTP header, so no spaces or newlines.
+REPORT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
 def spool_dir(path: Optional[str] = None) -> str:
@@ -61,6 +66,57 @@ def make_report(body: Dict[str, Any], kind: str = "profile", device: Optional[st
 def encode(report: Dict[str, Any]) -> bytes:
     # allow_nan=False: NaN is not JSON, and the collector would refuse it anyway.
     return json.dumps(report, sort_keys=True, allow_nan=False).encode("utf-8")
+
+
+def _no_constant(name):
+    raise ValueError("%s is not valid JSON" % name)
+
+
+def parse_report(raw: bytes, source: str = "report") -> Dict[str, Any]:
+    """Bytes of a saved or spooled report -> the report, checked enough to be sent; BadInputError otherwise.
+
+    The collector validates the figures; this checks what sending needs: a JSON object of this schema with a
+    usable id, that encodes back to strict JSON (no NaN, not nested beyond what json can write).
+    """
+    if len(raw) > MAX_REPORT_BYTES:
+        raise BadInputError("%s is %d bytes, over the collector's %d-byte limit" % (source, len(raw), MAX_REPORT_BYTES))
+    try:
+        report = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except ValueError as exc:  # UnicodeDecodeError is one too
+        raise BadInputError("%s is not a JSON report: %s" % (source, exc))
+    except RecursionError:
+        raise BadInputError("%s is nested too deeply to be a report" % source)
+    if not isinstance(report, dict):
+        raise BadInputError("%s is not a JSON object" % source)
+    if report.get("schema") != REPORT_SCHEMA or report.get("schema_version") != REPORT_SCHEMA_VERSION:
+        raise BadInputError(
+            "%s is not an %s version %d report (schema %.40r, version %.20r)"
+            % (source, REPORT_SCHEMA, REPORT_SCHEMA_VERSION, report.get("schema"), report.get("schema_version")),
+            "only reports written by edgekd-runtime profile or monitor can be sent",
+        )
+    report_id = report.get("report_id")
+    if not (isinstance(report_id, str) and REPORT_ID.match(report_id)):
+        raise BadInputError("%s has no valid report_id (8 to 64 letters, digits, _ or -)" % source)
+    if report.get("kind") not in KINDS:
+        raise BadInputError("%s has kind %.40r, not one of %s" % (source, report.get("kind"), ", ".join(KINDS)))
+    try:
+        encode(report)
+    except ValueError:
+        # Python's json reads 1e999 as inf, which strict JSON (and the collector) cannot hold.
+        raise BadInputError("%s holds a number out of JSON's range (inf or NaN)" % source)
+    except RecursionError:
+        raise BadInputError("%s is nested too deeply to be a report" % source)
+    return report
+
+
+def read_report(path: str) -> Dict[str, Any]:
+    """A report file (a spooled one, or one written with --json); BadInputError when it cannot be sent."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise BadInputError("cannot read report %s: %s" % (path, exc.strerror or exc))
+    return parse_report(raw, os.path.basename(path))
 
 
 def write_atomic(path: str, data: bytes) -> None:
@@ -102,18 +158,20 @@ def send_report(report: Dict[str, Any], url: str, token: str, timeout: float = 1
     import urllib.error
     import urllib.request
 
+    if not url.lower().startswith(("http://", "https://")):
+        raise BadInputError("collector URL %.80r is not an http:// or https:// URL" % url, "e.g. --report-to http://host:8765")
     data = encode(report)
-    request = urllib.request.Request(
-        endpoint(url),
-        data=data,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "Authorization": "Bearer " + token,
-            "Idempotency-Key": str(report.get("report_id", "")),
-        },
-    )
     try:
+        request = urllib.request.Request(
+            endpoint(url),
+            data=data,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": "Bearer " + token,
+                "Idempotency-Key": str(report.get("report_id", "")),
+            },
+        )
         with urllib.request.urlopen(request, timeout=timeout) as response:
             raw = response.read()
     except urllib.error.HTTPError as exc:
@@ -125,6 +183,10 @@ def send_report(report: Dict[str, Any], url: str, token: str, timeout: float = 1
         # HTTPException: the connection broke mid-answer (IncompleteRead, BadStatusLine): not acknowledged.
         reason = getattr(exc, "reason", exc)
         raise DeliveryError("host unreachable: %s" % reason)
+    except ValueError as exc:
+        # urllib and http.client raise ValueError for a URL they cannot parse or a header holding a newline:
+        # the URL or the token is wrong, and no resend can fix that.
+        raise BadInputError("cannot send to %.80r: %s" % (url, exc), "check --report-to and the token")
     try:
         ack = json.loads(raw.decode("utf-8"))
     except ValueError:
@@ -291,12 +353,8 @@ def _send_claimed(claimed: str, url: str, token: str, timeout: float, result: Di
     good, given back to the spool otherwise. False when flushing should stop (the host is unreachable)."""
     try:
         try:
-            with open(claimed, "rb") as handle:
-                report = json.loads(handle.read().decode("utf-8"))
-            if not isinstance(report, dict):
-                raise ValueError("not a JSON object")
-            encode(report)  # NaN or Infinity in the file: no valid report can be sent from it
-        except (OSError, ValueError, TypeError) as exc:
+            report = read_report(claimed)
+        except BadInputError as exc:
             _reject(claimed)
             result["rejected"].append("%s (unreadable: %s)" % (os.path.basename(_unclaimed_name(claimed)), exc))
             return True
