@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+import zlib
 from typing import Dict, Optional, Tuple
 
 from .errors import BadInputError, EngineUnavailableError, IntegrityError
@@ -37,6 +38,13 @@ def _crypto():
     return serialization, ed25519, InvalidSignature
 
 
+def _unsupported():
+    # A PEM of a key type this cryptography build cannot load (e.g. a DSA or X448 key) raises this, not ValueError.
+    from cryptography.exceptions import UnsupportedAlgorithm
+
+    return UnsupportedAlgorithm
+
+
 def _read_key(path: str) -> bytes:
     if not os.path.isfile(path):
         raise BadInputError("key file not found: %s" % path)
@@ -48,8 +56,8 @@ def load_private_key(path: str):
     serialization, ed25519, _ = _crypto()
     try:
         key = serialization.load_pem_private_key(_read_key(path), password=None)
-    except (ValueError, TypeError) as exc:
-        raise BadInputError("%s is not an unencrypted PEM private key: %s" % (path, exc), "make one with `edgekd bundle keygen`")
+    except (ValueError, TypeError, _unsupported()) as exc:
+        raise BadInputError("%s is not an unencrypted PEM private key: %s" % (path, _first_line(exc)), "make one with `edgekd bundle keygen`")
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         raise BadInputError("%s is not an ed25519 key" % path, "make one with `edgekd bundle keygen`")
     return key
@@ -59,8 +67,8 @@ def load_public_key(path: str):
     serialization, ed25519, _ = _crypto()
     try:
         key = serialization.load_pem_public_key(_read_key(path))
-    except (ValueError, TypeError) as exc:
-        raise BadInputError("%s is not a PEM public key: %s" % (path, exc), "pass the .pub file written by `edgekd bundle keygen`")
+    except (ValueError, TypeError, _unsupported()) as exc:
+        raise BadInputError("%s is not a PEM public key: %s" % (path, _first_line(exc)), "pass the .pub file written by `edgekd bundle keygen`")
     if not isinstance(key, ed25519.Ed25519PublicKey):
         raise BadInputError("%s is not an ed25519 public key" % path)
     return key
@@ -119,24 +127,37 @@ def sign_bundle(path: str, private_key_path: str) -> Dict[str, str]:
         return doc
     if not (os.path.isfile(path) and zipfile.is_zipfile(path)):
         raise BadInputError("bundle not found: %s" % path, "pass the folder or .zip written by `edgekd build`")
-    with zipfile.ZipFile(path) as zf:
-        if MANIFEST_NAME not in zf.namelist():
-            raise BadInputError("%s has no %s" % (path, MANIFEST_NAME), "is this an edgekd bundle?")
-        doc = signature_document(zf.read(MANIFEST_NAME), key)
-        # Rewrite rather than append: a zip cannot drop a member, and a stale signature must not linger.
-        fd, tmp = tempfile.mkstemp(prefix=".signed-", suffix=".zip", dir=os.path.dirname(os.path.abspath(path)))
-        os.close(fd)
-        try:
-            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as out:
-                for info in zf.infolist():
-                    if info.filename != SIGNATURE_NAME:
-                        out.writestr(info, zf.read(info.filename))
-                out.writestr(SIGNATURE_NAME, json.dumps(doc, indent=2, sort_keys=True))
-        except BaseException:
-            os.remove(tmp)
-            raise
+    try:
+        with zipfile.ZipFile(path) as zf:
+            if MANIFEST_NAME not in zf.namelist():
+                raise BadInputError("%s has no %s" % (path, MANIFEST_NAME), "is this an edgekd bundle?")
+            doc = signature_document(zf.read(MANIFEST_NAME), key)
+            # Rewrite rather than append: a zip cannot drop a member, and a stale signature must not linger.
+            fd, tmp = tempfile.mkstemp(prefix=".signed-", suffix=".zip", dir=os.path.dirname(os.path.abspath(path)))
+            os.close(fd)
+            try:
+                with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as out:
+                    for info in zf.infolist():
+                        if info.filename != SIGNATURE_NAME:
+                            out.writestr(info, zf.read(info.filename))
+                    out.writestr(SIGNATURE_NAME, json.dumps(doc, indent=2, sort_keys=True))
+            except BaseException:
+                os.remove(tmp)
+                raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+        # What zipfile raises for a bad CRC, a truncated member, an unknown compression or an "encrypted" flag:
+        # signing a damaged archive would vouch for damage.
+        raise BadInputError("%s is a damaged or unreadable .zip: %s" % (path, _first_line(exc)), "copy the bundle again, or rebuild it")
+    except OSError as exc:
+        # zipfile seeks to the offsets the archive records: a damaged directory gives EINVAL; a read-only folder, EACCES.
+        raise BadInputError("cannot read or rewrite %s: %s" % (path, _first_line(exc)), "check that it is an intact bundle .zip in a writable folder")
     shutil.move(tmp, path)
     return doc
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def verify_signature(root: str, public_key_path: Optional[str], require: bool = False) -> str:
@@ -161,7 +182,9 @@ def verify_signature(root: str, public_key_path: Optional[str], require: bool = 
         signature = base64.b64decode(doc["signature"], validate=True)
         algorithm = doc.get("algorithm")
     except (ValueError, KeyError, TypeError) as exc:
-        raise IntegrityError("%s is malformed: %s" % (SIGNATURE_NAME, exc))
+        raise IntegrityError("%s is malformed: %s" % (SIGNATURE_NAME, _first_line(exc)), "sign the bundle again with `edgekd bundle sign`")
+    except RecursionError:
+        raise IntegrityError("%s is malformed: nested too deeply" % SIGNATURE_NAME, "sign the bundle again with `edgekd bundle sign`")
     if algorithm != ALGORITHM:
         raise IntegrityError("signature algorithm %r is not %s" % (algorithm, ALGORITHM))
     with open(os.path.join(root, MANIFEST_NAME), "rb") as handle:
