@@ -49,10 +49,14 @@ def run_one(profile: str, budget: str | None, teacher: Path = OUT / "teacher.ker
         proc = subprocess.CompletedProcess(cmd, 0, "", "")
         minutes = record["seconds"]["total"] / 60
     else:
+        load_before = os.getloadavg()[0]
         start = time.monotonic()
         proc = subprocess.run(cmd, capture_output=True, text=True)
         minutes = (time.monotonic() - start) / 60
     row = {"profile": profile, "command": " ".join(cmd), "exit_code": proc.returncode, "minutes": round(minutes, 2)}
+    if not existing:
+        # Other work on the machine slows training and so changes what a time budget buys: say how busy it was.
+        row["load_average_1min"] = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}
     if existing:
         row["note"] = "read from an earlier run's bundle and distill.json; minutes from the build's own clock"
     if proc.returncode != 0:
