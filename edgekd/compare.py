@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional, Union
 import numpy as np
 
 from .errors import DataError, EdgekdError
-from .report import human_bytes
+from .tables import human_bytes
 
 SPARSITY = 0.8
 PRUNE_EPOCHS = 2

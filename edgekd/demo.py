@@ -54,7 +54,7 @@ def run_demo(out="out/demo", profiles=DEMO_PROFILES, epochs: int = 30, progress:
 
     from .convert import convert
     from .pipeline import build
-    from .report import print_table
+    from .tables import print_table
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
