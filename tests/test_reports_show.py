@@ -52,15 +52,15 @@ def _fill(store):
 
 
 def _check_comparisons(store):
-    from edgekd.reports.analysis import compare, latency_calibration
+    from edgekd.reports.analysis import host_vs_device, latency_calibration
 
-    by_device = {c.device_id: c for c in compare(store)}
+    by_device = {c.device_id: c for c in host_vs_device(store)}
     good, slow = by_device["pi-good"], by_device["pi-slow"]
     assert good.flags == [] and good.reports == 2 and good.device_p50_ms == pytest.approx(0.425)
     assert good.accuracy_gap_pts == pytest.approx(-0.3)
     assert slow.accuracy_gap_pts == pytest.approx(-2.0)
     assert slow.flags == ["accuracy 2.0 pts under the host", "latency 4.0x the profile's estimate", "input drift: shift"]
-    assert [c.device_id for c in compare(store, device="pi-good")] == ["pi-good"]
+    assert [c.device_id for c in host_vs_device(store, device="pi-good")] == ["pi-good"]
     cal = latency_calibration(store)["android-midrange"]
     assert cal["reports"] == 3 and cal["factor"] == pytest.approx(0.9)
 

@@ -1,7 +1,7 @@
 """Device reports on the host: the collector (HTTP + store), comparisons with what the host expected,
 tables and plots, and the latency calibration that profiles read."""
-from .analysis import Comparison, compare, latency_calibration
+from .analysis import Comparison, host_vs_device, latency_calibration
 from .schema import ReportError, parse_report, validate_report
 from .store import Store, open_store
 
-__all__ = ["Comparison", "ReportError", "Store", "compare", "latency_calibration", "open_store", "parse_report", "validate_report"]
+__all__ = ["Comparison", "ReportError", "Store", "host_vs_device", "latency_calibration", "open_store", "parse_report", "validate_report"]

@@ -49,7 +49,7 @@ def _latest(rows, key):
     return None
 
 
-def compare(store: Store, bundle: Optional[str] = None, device: Optional[str] = None) -> List[Comparison]:
+def host_vs_device(store: Store, bundle: Optional[str] = None, device: Optional[str] = None) -> List[Comparison]:
     """One Comparison per (bundle, device, format), oldest group first."""
     groups: Dict[tuple, List[Dict[str, Any]]] = {}
     for row in store.query(bundle=bundle, device=device):

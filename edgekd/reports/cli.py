@@ -105,12 +105,12 @@ def reports_show(
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the comparison as JSON here"),
 ):
     """Host-expected vs device-measured latency and accuracy per bundle and device, gaps flagged."""
-    from .analysis import compare, latency_calibration, table
+    from .analysis import host_vs_device, latency_calibration, table
     from .store import open_store
 
     store = open_store(db)
     try:
-        comparisons = compare(store, bundle=bundle, device=device)
+        comparisons = host_vs_device(store, bundle=bundle, device=device)
         if not comparisons:
             raise EdgekdError("no reports match" + (f" bundle {bundle}" if bundle else "") + (f" device {device}" if device else ""), "send some with edgekd-runtime profile --report-to")
         rows = table(comparisons)
