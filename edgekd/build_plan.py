@@ -16,7 +16,8 @@ import numpy as np
 from .budget import Budget, format_seconds
 from .errors import BudgetError, EdgekdError
 from .profiles import DeviceProfile
-from .selection import MIN_ROUND_SAMPLES, TEACHER_SETTINGS, Entry, fit_schedule
+from .selection import MIN_ROUND_SAMPLES, Entry, fit_schedule
+from .teacher_weight import TEACHER_SETTINGS
 from .sizing import FitReport, measure_student
 from .teachers import Teacher, data_fingerprint, soft_label_path
 

@@ -33,8 +33,6 @@ MIN_VAL_SAMPLES = 200  # fewer and one sample moves accuracy by more than half a
 # still at chance when scored (MNIST, MCU-safe MobileNets after 42 steps: 11%), so the round would drop them at random.
 MIN_ROUND_SAMPLES = 6400
 VERIFY_ABOVE = 80.0  # candidates estimated above this % of any budget are converted and measured before training
-# (alpha, temperature) settings the teacher-weight duel compares; alpha 0 is the student trained from labels alone.
-TEACHER_SETTINGS = ((0.0, 4.0), (0.5, 4.0), (0.9, 2.0))
 
 
 @dataclass
@@ -308,29 +306,6 @@ def reason(winner: Entry, entries: List[Entry], retain: float, teacher_val: floa
                 f"against {100 * best:.2f}%, target {100 * target:.2f}%, after {last['samples']} samples)")
     return (f"none of {len(entries)} candidates reached {100 * target:.2f}% in the tournament; the most accurate "
             f"({100 * last['val_acc']:.2f}% after {last['samples']} samples)")
-
-
-def teacher_weight(report: FitReport, data: TrainingSet, samples: int, batch_size: int, seed: int = 0,
-                   settings: Sequence[Tuple[float, float]] = TEACHER_SETTINGS, advance: Optional[Callable[[float, str], None]] = None) -> List[Dict[str, Any]]:
-    """Train ``report``'s student afresh (same initial weights, same samples) under each (alpha, T) for one pass
-    over ``samples`` samples and score it on the validation split; rows in the order of ``settings``."""
-    idx = np.random.default_rng(seed + 1).permutation(len(data.x))
-    idx = np.resize(idx, samples) if samples > len(idx) else idx[:samples]
-    rows = []
-    for i, (alpha, temperature) in enumerate(settings):
-        start = time.monotonic()
-        trainee = Trainee(report, data, alpha, temperature, seed=seed)
-        trainee.train(idx, batch_size)
-        acc = trainee.val_accuracy()
-        rows.append({"alpha": alpha, "temperature": temperature, "samples": int(samples), "val_acc": acc, "seconds": round(time.monotonic() - start, 2)})
-        if advance is not None:
-            advance((i + 1) / len(settings), f"alpha={alpha:g} T={temperature:g} val_acc {acc:.4f}")
-    return rows
-
-
-def best_setting(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
-    """The most accurate setting; on a tie, the first listed (labels alone come first: no teacher, no risk)."""
-    return max(rows, key=lambda r: (r["val_acc"], -rows.index(r)))
 
 
 def schedule_seconds(k: int, n0: int, per_sample: float, trace: float, n_val: int) -> float:

@@ -7,7 +7,8 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .build_plan import MIN_PASSES, BuildPlan, duel_minimum
-from .selection import TEACHER_SETTINGS, Entry, Selection, TrainingSet, best_setting, reason, teacher_weight, tournament
+from .selection import Entry, Selection, TrainingSet, reason, tournament
+from .teacher_weight import TEACHER_SETTINGS, best_setting, teacher_weight
 
 DEFAULT_ALPHA = 0.7
 DEFAULT_TEMPERATURE = 4.0

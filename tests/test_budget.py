@@ -167,7 +167,8 @@ def test_the_teacher_weight_duel_borrows_from_training_rather_than_being_skipped
     from edgekd.budget import Budget
     from edgekd.build_plan import duel_minimum, plan_phases
     from edgekd.profiles import load_profile
-    from edgekd.selection import TEACHER_SETTINGS, Entry
+    from edgekd.selection import Entry
+    from edgekd.teacher_weight import TEACHER_SETTINGS
     from edgekd.sizing import fit_report, student_cost
     from edgekd.students import StudentSpec
 
@@ -184,7 +185,7 @@ def test_the_teacher_weight_duel_borrows_from_training_rather_than_being_skipped
 
 
 def test_best_teacher_setting_prefers_labels_alone_on_a_tie():
-    from edgekd.selection import best_setting
+    from edgekd.teacher_weight import best_setting
 
     rows = [{"alpha": 0.0, "val_acc": 0.97}, {"alpha": 0.5, "val_acc": 0.97}, {"alpha": 0.9, "val_acc": 0.95}]
     assert best_setting(rows)["alpha"] == 0.0
