@@ -70,7 +70,7 @@ def kill(proc, sig=signal.SIGKILL):
 
 def load_phase(body, db: str, work: Path, senders: int, per_sender: int, kill_after: int | None = None, outage_s: float = 1.0):
     """Run the senders; optionally kill -9 the collector once ``kill_after`` reports were acknowledged."""
-    from edgekd.reports.store import open_store
+    from edgekd.reports.databases import open_store
     from edgekd_runtime.report import deliver, flush_spool, make_report
 
     port = free_port()

@@ -39,7 +39,7 @@ def client(tmp_path):
     from fastapi.testclient import TestClient
 
     from edgekd.reports.server import create_app
-    from edgekd.reports.store import open_store
+    from edgekd.reports.databases import open_store
 
     store = open_store(str(tmp_path / "r.sqlite"))
     with TestClient(create_app(store, TOKEN, max_bytes=64 * 1024)) as c:
@@ -80,7 +80,7 @@ def device_client(tmp_path):
     from fastapi.testclient import TestClient
 
     from edgekd.reports.server import create_app
-    from edgekd.reports.store import open_store
+    from edgekd.reports.databases import open_store
 
     store = open_store(str(tmp_path / "d.sqlite"))
     with TestClient(create_app(store)) as c:
@@ -255,7 +255,7 @@ def collector(tmp_path):
 
 
 def test_profile_spools_when_the_host_is_down_and_a_later_run_sends_it_once(tiny_bundle, tmp_path, collector):
-    from edgekd.reports.store import open_store
+    from edgekd.reports.databases import open_store
 
     spool = tmp_path / "spool"
     port = free_port()
@@ -295,7 +295,7 @@ def test_send_with_a_wrong_token_keeps_the_report(tiny_bundle, tmp_path, collect
 
 
 def test_server_killed_mid_run_loses_nothing_it_acknowledged(tmp_path, collector, profile_body):
-    from edgekd.reports.store import open_store
+    from edgekd.reports.databases import open_store
     from edgekd_runtime.report import deliver, flush_spool
 
     db = tmp_path / "kill.sqlite"
@@ -392,7 +392,7 @@ def test_device_tokens_from_the_cli_over_tls(tiny_bundle, tmp_path, collector):
     assert "401" in proc.stderr and ("token %s was revoked" % token_id) in proc.stderr
     assert run_cli("edgekd", "reports", "token", "revoke", "nosuchtoken", "--db", str(db)).returncode == 2
 
-    from edgekd.reports.store import open_store
+    from edgekd.reports.databases import open_store
 
     store = open_store(str(db))
     rows = store.query()
@@ -470,7 +470,7 @@ def test_the_spool_makes_every_rename_and_removal_durable(tmp_path, collector, p
 def test_concurrent_flushers_send_each_report_once_and_raise_nothing(tmp_path, collector, profile_body):
     """Two flushers and two delivering runs in threads, and two `edgekd-runtime send` processes, all on one
     spool at the same time: every report reaches the collector once, sent by exactly one of them."""
-    from edgekd.reports.store import open_store
+    from edgekd.reports.databases import open_store
     from edgekd_runtime.report import deliver, flush_spool, spool_report
 
     db = tmp_path / "many.sqlite"

@@ -66,7 +66,7 @@ def _check_comparisons(store):
 
 
 def test_show_flags_gaps_and_writes_html_with_plots(tmp_path):
-    from edgekd.reports.store import open_store
+    from edgekd.reports.databases import open_store
 
     db = tmp_path / "r.sqlite"
     store = open_store("sqlite:///" + str(db))
@@ -96,7 +96,7 @@ def _free_port():
 def test_profile_calibration_reads_the_store(tmp_path):
     from edgekd.profiles import load_profile
     from edgekd.reports.analysis import calibrate_from_store
-    from edgekd.reports.store import open_store
+    from edgekd.reports.databases import open_store
 
     db = tmp_path / "r.sqlite"
     store = open_store(str(db))
@@ -147,7 +147,8 @@ def postgres():
 
 
 def test_postgres_store_keeps_the_same_promises(postgres):
-    from edgekd.reports.store import DuplicateMismatch, PostgresStore, open_store
+    from edgekd.reports.databases import PostgresStore, open_store
+    from edgekd.reports.store import DuplicateMismatch
 
     store = open_store(postgres)
     assert isinstance(store, PostgresStore)

@@ -2,6 +2,7 @@
 tables and plots, and the latency calibration that profiles read."""
 from .analysis import Comparison, host_vs_device, latency_calibration
 from .schema import ReportError, parse_report, validate_report
-from .store import Store, open_store
+from .databases import open_store
+from .store import Store
 
 __all__ = ["Comparison", "ReportError", "Store", "host_vs_device", "latency_calibration", "open_store", "parse_report", "validate_report"]

@@ -42,7 +42,7 @@ def token_create(
     db: Optional[str] = typer.Option(None, help=DB_HELP),
 ):
     """Make a token for one device. The secret is printed once, here, and stored only as a hash."""
-    from .store import open_store
+    from .databases import open_store
 
     store = open_store(db)
     try:
@@ -60,7 +60,7 @@ def token_list(
     device: Optional[str] = typer.Option(None, help="only this device id"),
 ):
     """Every token's id, device, creation and revocation time (never a secret)."""
-    from .store import open_store
+    from .databases import open_store
 
     store = open_store(db)
     try:
@@ -84,7 +84,7 @@ def token_revoke(
     db: Optional[str] = typer.Option(None, help=DB_HELP),
 ):
     """Revoke tokens: a running collector answers 401 to them from the next request on."""
-    from .store import open_store
+    from .databases import open_store
 
     if not token_ids and not device:
         raise EdgekdError("nothing to revoke", "name token ids (edgekd reports token list) or pass --device")
@@ -106,7 +106,7 @@ def reports_show(
 ):
     """Host-expected vs device-measured latency and accuracy per bundle and device, gaps flagged."""
     from .analysis import host_vs_device, latency_calibration, table
-    from .store import open_store
+    from .databases import open_store
 
     store = open_store(db)
     try:
@@ -141,7 +141,7 @@ def reports_calibrate(
     """Fit PROFILE's compute efficiency to the latency its devices reported (edgekd profiles calibrate, from the store)."""
     from ..profiles import save_profile
     from .analysis import calibrate_from_store
-    from .store import open_store
+    from .databases import open_store
 
     store = open_store(db)
     try:

@@ -25,7 +25,8 @@ from starlette.concurrency import run_in_threadpool
 
 from ..errors import EdgekdError
 from .schema import MAX_REPORT_BYTES, ReportError, parse_report
-from .store import DuplicateMismatch, Store, StoreError, open_store, token_id_of
+from .databases import open_store
+from .store import DuplicateMismatch, Store, StoreError, token_id_of
 
 TOKEN_ENV = "EDGEKD_REPORTS_TOKEN"
 
