@@ -22,6 +22,10 @@ from .reports.cli import bundle_app, reports_app  # noqa: E402  (light: typer on
 app.add_typer(reports_app, name="reports")
 app.add_typer(bundle_app, name="bundle")
 
+PREPROCESS_HELP = ("how raw data map to the inputs of the teacher and the student: auto (uint8 /255, else min-max of the training data), "
+                   "none, scale=S,offset=O, or per channel mean=M1,M2,..,std=S1,S2,.. (after scale=/offset= when given); recorded in "
+                   "distill.json and the bundle")
+
 
 @app.command()
 def demo(
@@ -62,6 +66,7 @@ def build(
     force: bool = typer.Option(False, help="replace an existing --out"),
     quiet: bool = typer.Option(False, help="no progress bars"),
     sign: Optional[Path] = typer.Option(None, help="ed25519 private key (from `edgekd bundle keygen`) to sign the bundle with"),
+    preprocess: str = typer.Option("auto", help=PREPROCESS_HELP),
 ):
     """Distil the smallest student that fits PROFILE within a time budget, convert it, verify it, write the bundle."""
     from .pipeline import build as run_build
@@ -69,7 +74,7 @@ def build(
     result = run_build(teacher, data, eval, profile, out, student=student, family=family, retain=retain, max_student_ratio=max_student_ratio,
                        upscale=upscale, candidates=candidates, formats=[f.strip() for f in formats.split(",")] if formats else None, qat=qat,
                        temperature=temperature, alpha=alpha, epochs=epochs, patience=patience, time_budget=time_budget, strict=strict,
-                       make_zip=zip, force=force, progress=not quiet, sign_key=sign)
+                       make_zip=zip, force=force, progress=not quiet, sign_key=sign, preprocess=preprocess)
     for conv in result.converted:
         art = conv.artifact
         m = art.host_metrics
@@ -87,7 +92,7 @@ def build(
 
 @app.command()
 def convert(
-    student: Path = typer.Argument(..., help="trained tf_keras student: .keras/.h5 file or SavedModel folder"),
+    student: Path = typer.Argument(..., help="trained tf_keras student: .keras/.h5 file, SavedModel folder, or the folder `edgekd distill`/`build` wrote (student/ + distill.json, whose preprocessing is used)"),
     to: str = typer.Option(..., "--to", help="comma-separated targets: tflite-fp32, tflite-fp16, tflite-dynamic, tflite-int8, tflm-int8 (tflm), onnx, tensorrt, coreml"),
     out: Path = typer.Option(..., help="output folder (a bundle the runtime reads, plus parity.json)"),
     calibration: Optional[str] = typer.Option(None, help="representative data for int8 (.npz, image folder, 'digits'): training inputs"),
@@ -100,6 +105,7 @@ def convert(
     trt_precision: str = typer.Option("fp16", help="TensorRT build precision on the device: fp32, fp16 or int8"),
     teacher_fingerprint: Optional[str] = typer.Option(None, help="sha256 of the teacher, recorded in the metadata"),
     profile: Optional[str] = typer.Option(None, help="device profile the bundle is for (recorded in the manifest; its op limits are checked)"),
+    preprocess: Optional[str] = typer.Option(None, help="the student's input preprocessing (forms as for build); default: the one in the student's distill.json, else auto from --calibration. A value that differs from distill.json's is an error"),
     force: bool = typer.Option(False, help="replace an existing --out"),
 ):
     """Convert a trained STUDENT to each target, check every artifact against it, write a bundle."""
@@ -108,8 +114,10 @@ def convert(
     result = convert_student(
         student, to, out, calibration=calibration, eval=eval, force=force, io=io, opset=opset, fixed_batch=fixed_batch,
         coreml_precision=coreml_precision, coreml_compress=coreml_compress or None, trt_precision=trt_precision, teacher_fingerprint=teacher_fingerprint,
-        profile=profile,
+        profile=profile, preprocess=preprocess,
     )
+    pre = result.parity.get("preprocessing", {})
+    typer.echo(f"preprocessing {pre.get('option')} ({pre.get('source')})")
     for conv in result.converted:
         art = conv.artifact
         m = art.host_metrics
@@ -136,6 +144,7 @@ def compare(
     prune_epochs: int = typer.Option(2, help="fine-tune epochs while pruning"),
     runs: int = typer.Option(200, help="timed runs per model"),
     eval_limit: Optional[int] = typer.Option(None, help="use only the first N eval samples"),
+    preprocess: Optional[str] = typer.Option(None, help="input preprocessing of both models (forms as for build); default: the one in the student's distill.json, else auto"),
     force: bool = typer.Option(False, help="replace an existing --out"),
     quiet: bool = typer.Option(False, help="no progress bars"),
 ):
@@ -143,7 +152,8 @@ def compare(
     from .compare import compare as run_compare
     from .compare import print_table
 
-    result = run_compare(teacher, student, data, eval, out, sparsity=sparsity, prune_epochs=prune_epochs, runs=runs, eval_limit=eval_limit, force=force, progress=not quiet)
+    result = run_compare(teacher, student, data, eval, out, sparsity=sparsity, prune_epochs=prune_epochs, runs=runs, eval_limit=eval_limit, force=force, progress=not quiet,
+                         preprocess=preprocess)
     print_table(result)
     for kind, path in result.files.items():
         typer.echo(f"{kind}: {path}")
@@ -180,6 +190,7 @@ def distill(
     seed: int = typer.Option(0),
     time_budget: str = typer.Option("20m", help="wall time for the whole run; training stops before it ends (e.g. 20m, 1h, 90s)"),
     patience: int = typer.Option(3, help="epochs without a better validation accuracy before stopping (0: train every epoch)"),
+    preprocess: str = typer.Option("auto", help=PREPROCESS_HELP),
     force: bool = typer.Option(False, help="replace an existing --out"),
     quiet: bool = typer.Option(False, help="no progress bars"),
 ):
@@ -197,7 +208,7 @@ def distill(
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, qat=qat, prune=prune, feature_layers=parse_pairs(feature_layers),
         beta=beta, teacher_weights=parse_floats(teacher_weights, "--teacher-weights"), teacher_classes=parse_classes(teacher_classes, len(teacher)),
         augment=augment, teacher_mode=teacher_mode, views=views, strategy=strategy, precision=precision, generations=generations, max_gap=max_gap,
-        progress=not quiet, seed=seed, time_budget=time_budget, patience=patience or None,
+        progress=not quiet, seed=seed, time_budget=time_budget, patience=patience or None, preprocess=preprocess,
     )
     for t in run.teachers:
         acc = f"{100 * t['val_accuracy']:.2f}%" if t.get("val_accuracy") is not None else "-"
@@ -221,6 +232,7 @@ def tune(
     alphas: str = typer.Option("0.5,0.7,0.9", help="alpha grid (weight of the teacher term)"),
     epochs: int = typer.Option(5, help="epochs per grid point"),
     out: Optional[Path] = typer.Option(None, help="write the best setting and the table here (JSON)"),
+    preprocess: str = typer.Option("auto", help=PREPROCESS_HELP),
     quiet: bool = typer.Option(False, help="no progress bars"),
 ):
     """Search temperature and alpha on a validation split; print the table and the best setting."""
@@ -228,7 +240,8 @@ def tune(
     from .distill.run import run_tuning
 
     result = run_tuning(teacher, data, student=student, profile=profile, val=val, temperatures=parse_floats(temperatures, "--temperatures"),
-                        alphas=parse_floats(alphas, "--alphas"), epochs=epochs, progress=not quiet)
+                        alphas=parse_floats(alphas, "--alphas"), epochs=epochs, progress=not quiet,
+                        preprocess=preprocess)
     typer.echo(result.table())
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)

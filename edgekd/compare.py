@@ -174,15 +174,21 @@ def compare(
     force: bool = False,
     progress: bool = True,
     title: str = "",
+    preprocess=None,
 ) -> CompareResult:
     """Measure teacher, distilled student, pruned teacher and int8 teacher on ``eval``; write
     ``compare.json``, ``compare.md`` and ``compare.png`` to ``out`` when given.
 
+    Both models see the raw data through one preprocessing: the one the student's distill.json recorded (``student``
+    given as the folder `edgekd distill` wrote, or its ``student/``), else ``preprocess`` (see
+    :mod:`edgekd.preprocess`; auto: derived from ``data``); a ``preprocess`` that differs from the recorded one is an error.
+
     >>> result = compare("teacher.keras", "student.keras", "train.npz", "test.npz", out="out/compare")  # doctest: +SKIP
     >>> [(r.name, r.accuracy_drop) for r in result.rows]
     """
-    from .convert.batch import load_student
-    from .data import Dataset, load_dataset, preprocessing_for
+    from .convert.batch import load_student, locate_student
+    from .data import Dataset, load_dataset
+    from .preprocess import choose_for_student, option_text, resolve
     from .distill.pruning import kernel_sparsity
     from .teachers import load_teacher, looks_like_probabilities
 
@@ -194,7 +200,8 @@ def compare(
     test = eval if isinstance(eval, Dataset) else load_dataset(str(eval))
     if train.input_shape != test.input_shape:
         raise DataError(f"train samples are {train.input_shape} but eval samples are {test.input_shape}", "both sets must have the same sample shape")
-    pre = preprocessing_for(train)
+    fixed, source = choose_for_student(preprocess, locate_student(student)[1] if isinstance(student, (str, Path)) else None)
+    pre = resolve(fixed, train)
     t_model = load_teacher(teacher).keras_model if isinstance(teacher, (str, Path)) else teacher
     s_model = load_student(student) if isinstance(student, (str, Path)) else student
     for label, m in (("teacher", t_model), ("student", s_model)):
@@ -232,6 +239,7 @@ def compare(
         "teacher": str(teacher) if isinstance(teacher, (str, Path)) else getattr(t_model, "name", "teacher"),
         "student": str(student) if isinstance(student, (str, Path)) else getattr(s_model, "name", "student"),
         "data": train.source, "eval": test.source, "eval_samples": int(n_eval), "train_samples": int(len(train)),
+        "preprocessing": {"option": option_text(pre), "source": source if fixed is not None else "auto, derived from the training data"},
         "sparsity_target": sparsity, "prune_epochs": prune_epochs, "prune_samples": int(len(idx)), "latency_runs": runs,
         "latency": "p50 of single-sample engine calls through edgekd_runtime (LiteRT, default threads) on this machine, models timed in alternating rounds",
         "machine": {"machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count(), "python": platform.python_version()},

@@ -221,7 +221,7 @@ def split(ds: Dataset, fraction: float, seed: int = 0):
 
 
 def preprocessing_for(ds: Dataset):
-    """The affine map raw -> [0, 1] the student is trained with: integer images /255, else /max."""
+    """``--preprocess auto``: the affine map raw -> [0, 1], uint8 images /255, other data by the min and max of ``ds``."""
     from edgekd_runtime import Preprocessing
 
     if ds.x.dtype == np.uint8:

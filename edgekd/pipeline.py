@@ -27,11 +27,16 @@ from .budget import DEFAULT_BUDGET, Budget, JobProgress, format_seconds, keras_c
 from .bundle_assembly import EVAL_SAMPLES, assemble_bundle, profile_section, student_section
 from .convert import Converted
 from .convert.verified import VerifiedSet, convert_verified
-from .data import Dataset, load_dataset, preprocessing_for
+from .data import Dataset, load_dataset
 from .distill import DistillResult, distill
 from .distill.record import jsonable as _jsonable
 from .distill.stopping import PATIENCE
 from .errors import DataError, EdgekdError, FitError, TeacherError
+from .preprocess import check_teacher
+from .preprocess import label as preprocess_label
+from .preprocess import parse as parse_preprocess
+from .preprocess import record as preprocess_record
+from .preprocess import resolve as resolve_preprocessing
 from .profiles import DeviceProfile, load_profile
 from .qat_fallback import qat_fine_tune
 from .search_setup import student_families, validation_split
@@ -97,6 +102,7 @@ def build(
     seed: int = 0,
     name: Optional[str] = None,
     sign_key: Optional[Union[str, Path]] = None,
+    preprocess: Optional[Union[str, Preprocessing]] = None,
 ) -> BuildResult:
     """Distil the smallest student that fits ``profile`` and keeps ``retain`` of the teacher's accuracy, convert it to
     the profile's formats (or ``formats``), verify every artifact with the runtime and write the bundle to ``out``
@@ -105,7 +111,10 @@ def build(
     ``candidates``: how many fitting students the tournament starts with. ``alpha``/``temperature`` None: chosen on the validation split (labels alone included). ``epochs`` is a cap:
     training stops early after ``patience`` epochs without a better validation accuracy. ``qat``: when int8 misses
     the parity bounds, fine-tune quantization-aware within the budget. ``strict``: raise when the bundle keeps less
-    than ``retain`` of the teacher's accuracy on the same eval samples.
+    than ``retain`` of the teacher's accuracy on the same eval samples. ``preprocess``: how raw data map to the inputs
+    of the teacher and the student ("auto", "none", "scale=S,offset=O", "mean=..,std=.." or an
+    ``edgekd_runtime.Preprocessing``; see :mod:`edgekd.preprocess`), recorded in distill.json and the manifest; a
+    teacher that scores near chance on the eval data under it stops the build before anything is trained.
 
     >>> from edgekd import build                                   # doctest: +SKIP
     >>> result = build("teacher.keras", "train.npz", "test.npz", "cortex-m7", "out/mcu", time_budget="10m")
@@ -114,6 +123,7 @@ def build(
     clock = Budget(parse_duration(time_budget))
     say = _say(progress)
     _check_arguments(retain, max_student_ratio, candidates, alpha)
+    parse_preprocess(preprocess)  # a bad --preprocess fails before the data are read
     prof = load_profile(profile)
     if sign_key is not None:
         # A bad key must fail before the minutes of training, not after.
@@ -132,8 +142,9 @@ def build(
     fmts = list(formats or prof.formats)
     say(f"edgekd build: profile {prof.name}, time budget {format_seconds(clock.total)} (--time-budget to change), "
         f"target >= {100 * retain:g}% of the teacher's accuracy")
-    d = _prepare_data(train_all, test, seed, say)
+    d = _prepare_data(train_all, test, seed, say, preprocess)
     teacher = load_teacher(teacher)
+    t_test = _check_teacher(teacher, d, say)
     job = JobProgress(progress, desc=f"build {prof.name}")
 
     # Plan: the teacher's labels timed on a few samples, the students that fit priced (near-budget ones converted and
@@ -156,7 +167,7 @@ def build(
     t_train = soft_labels(teacher, d.x_train, data_fingerprint(d.x_train), on_progress=job.update)
     t_val = soft_labels(teacher, d.x_val, data_fingerprint(d.x_val))
     job.end()
-    tset, teacher_acc, teacher_eval_acc = _score_teacher(teacher, d, t_train, t_val)
+    tset, teacher_acc, teacher_eval_acc = _score_teacher(teacher, d, t_train, t_val, t_test)
     say(f"teacher {teacher.name}: {100 * tset.teacher_val_accuracy:.2f}% on the validation split, {100 * teacher_acc:.2f}% on the eval data")
 
     job.begin("student choice")
@@ -180,7 +191,7 @@ def build(
                      callbacks=[keras_callback(job, schedule.max_epochs, schedule.steps, job.phases["training"])])
     job.end()
     student_acc = float(np.mean(model.predict(d.x_test, verbose=0, batch_size=256).argmax(1) == d.test.y))
-    record = {"config": result.config, "history": result.history, "selection": selection.to_dict(), "fit": fit.to_dict(),
+    record = {"config": {**result.config, "preprocessing": preprocess_record(preprocess, d.pre)}, "history": result.history, "selection": selection.to_dict(), "fit": fit.to_dict(),
               "val_accuracy": result.val_accuracy, "teacher": {**teacher.describe(), "val_accuracy": tset.teacher_val_accuracy, "eval_accuracy": teacher_acc},
               "student": {"spec": str(spec), "params": fit.cost.params, "macs": fit.cost.macs, "eval_accuracy": student_acc},
               "time_budget_seconds": clock.total, "seconds": {**job.actual}}
@@ -246,6 +257,7 @@ class _BuildData:
     val: Dataset
     val_note: Optional[str]  # why the validation split is too small to rank students on, else None
     pre: Preprocessing
+    pre_label: str  # how messages name it (edgekd.preprocess.label)
     x_train: np.ndarray  # preprocessed
     x_val: np.ndarray
     x_test: np.ndarray
@@ -257,16 +269,16 @@ class _BuildData:
         return self.train.input_shape
 
 
-def _prepare_data(train_all: Dataset, test: Dataset, seed: int, say: Callable[[str], None]) -> _BuildData:
+def _prepare_data(train_all: Dataset, test: Dataset, seed: int, say: Callable[[str], None], preprocess=None) -> _BuildData:
     """The validation split for choosing the student and stopping its training (the eval set only measures), and
-    every set preprocessed once."""
+    every set preprocessed once (by ``preprocess``; auto derives the map from the training data)."""
     num_classes = max(train_all.num_classes, test.num_classes)
     train, val, val_note = validation_split(train_all, num_classes, seed)
     if val_note:
         say(f"warning: {val_note}")
-    pre = preprocessing_for(train_all)
+    pre = resolve_preprocessing(preprocess, train_all)
     x_train, x_val, x_test = (pre.apply(s.x).astype(np.float32) for s in (train, val, test))
-    return _BuildData(train_all, test, train, val, val_note, pre, x_train, x_val, x_test, num_classes, min(len(test), EVAL_SAMPLES))
+    return _BuildData(train_all, test, train, val, val_note, pre, preprocess_label(preprocess, pre), x_train, x_val, x_test, num_classes, min(len(test), EVAL_SAMPLES))
 
 
 def _price_candidates(prof: DeviceProfile, teacher: Teacher, d: _BuildData, student: Optional[Union[str, StudentSpec]], family: Optional[str],
@@ -292,11 +304,23 @@ def _price_candidates(prof: DeviceProfile, teacher: Teacher, d: _BuildData, stud
     return pool, [Entry(r, s) for r, s in zip(pool, speeds)], trace
 
 
-def _score_teacher(teacher: Teacher, d: _BuildData, t_train: np.ndarray, t_val: np.ndarray) -> Tuple[TrainingSet, float, float]:
+def _check_teacher(teacher: Teacher, d: _BuildData, say: Callable[[str], None]) -> np.ndarray:
+    """Before anything is priced or trained: the teacher's logits on the eval data, its accuracy there under the
+    build's preprocessing said, and a stop when it is near chance (the preprocessing is then almost surely not the
+    teacher's)."""
+    t_test = teacher.logits(d.x_test)
+    if t_test.shape[1] != d.num_classes:
+        raise TeacherError(f"teacher {teacher.name} outputs {t_test.shape[1]} classes but the data has {d.num_classes}", "pass the teacher trained for these labels")
+    acc = float(np.mean(t_test.argmax(1) == d.test.y))
+    say(f"teacher {teacher.name}: {100 * acc:.2f}% on the eval data ({len(d.test)} samples), inputs preprocessed as {d.pre_label}")
+    check_teacher(teacher.name, acc, d.num_classes, len(d.test), "the eval data", d.pre_label)
+    return t_test
+
+
+def _score_teacher(teacher: Teacher, d: _BuildData, t_train: np.ndarray, t_val: np.ndarray, t_test: np.ndarray) -> Tuple[TrainingSet, float, float]:
     """(training set with the teacher's labels, teacher accuracy on the eval data, on the eval samples the bundle carries)."""
     if t_train.shape[1] != d.num_classes:
         raise TeacherError(f"teacher {teacher.name} outputs {t_train.shape[1]} classes but the data has {d.num_classes}", "pass the teacher trained for these labels")
-    t_test = teacher.logits(d.x_test)
     teacher_acc = float(np.mean(t_test.argmax(1) == d.test.y))
     teacher_eval_acc = float(np.mean(t_test[:d.n_eval].argmax(1) == d.test.y[:d.n_eval]))
     tset = TrainingSet(d.x_train, d.train.y, t_train, d.x_val, d.val.y, t_val, tuple(d.input_shape), d.num_classes)

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -39,13 +39,28 @@ class BatchResult:
         return [c for c in self.converted if c.artifact.verification == "failed"]
 
 
+RECORD_FILE = "distill.json"
+
+
+def locate_student(path) -> Tuple[Path, Optional[Path]]:
+    """(model path, its distill.json or None) for a student given as the folder `edgekd distill`/`build` wrote
+    (``student/`` + ``distill.json``), as that folder's ``student/``, or as a model file or folder of its own."""
+    path = Path(path)
+    if path.is_dir() and (path / RECORD_FILE).is_file() and (path / "student").is_dir():
+        return path / "student", path / RECORD_FILE
+    if path.name == "student" and (path.parent / RECORD_FILE).is_file():
+        return path, path.parent / RECORD_FILE
+    return path, None
+
+
 def load_student(path):
-    """A tf_keras student from a .keras/.h5 file or SavedModel folder, including quantization-aware
-    (tfmot) models; pruning wrappers are stripped, since a deployed model carries plain weights."""
+    """A tf_keras student from a .keras/.h5 file or SavedModel folder (or the folder holding ``student/`` and
+    distill.json), including quantization-aware (tfmot) models; pruning wrappers are stripped, since a deployed
+    model carries plain weights."""
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
-    path = Path(path)
+    path, _ = locate_student(path)
     if not path.exists():
         raise EdgekdError(f"student not found: {path}", "pass the .keras/.h5 file or SavedModel folder of a trained tf_keras student")
     _register_student_layers()
@@ -98,6 +113,7 @@ def convert_student(
     calibration=None,
     eval=None,
     preprocessing: Optional[Preprocessing] = None,
+    preprocess: Optional[Union[str, Preprocessing]] = None,
     force: bool = False,
     labels: Optional[List[str]] = None,
     teacher_fingerprint: Optional[str] = None,
@@ -115,8 +131,11 @@ def convert_student(
     """Convert ``student`` (a tf_keras model or its file) to every target, check parity on ``eval``
     (or, without it, on ``calibration``), and write the bundle to ``out``.
 
-    Data are raw (as stored); ``preprocessing`` maps them to the student's input and defaults to the
-    map edgekd trains with (uint8 images /255, other data scaled to [0, 1] by their range).
+    Data are raw (as stored); the preprocessing that maps them to the student's input is the one recorded in the
+    distill.json beside ``student`` (the folder `edgekd distill`/`build` wrote, or its ``student/``); without one,
+    ``preprocess`` ("auto", "none", "scale=S,offset=O", "mean=..,std=.." or a Preprocessing; ``preprocessing`` is
+    its older name), and for auto the map edgekd trains with (uint8 images /255, other data scaled to [0, 1] by
+    the range of the calibration data). A ``preprocess`` that differs from the recorded one is an error.
     ``profile`` (a device profile or its name): recorded in the manifest, so the device runs its engine's
     artifact first; its op limits apply to tflm-int8 unless ``op_limits`` is given.
 
@@ -124,6 +143,7 @@ def convert_student(
     >>> [(c.artifact.format, c.artifact.verification) for c in r.converted]
     """
     from ..data import preprocessing_for
+    from ..preprocess import check_channels, choose_for_student, option_text
     from ..profiles import load_profile
 
     device = load_profile(profile) if profile is not None else None
@@ -141,13 +161,22 @@ def convert_student(
     check_set = test if test is not None else calib
     if check_set is None:
         raise DataError("parity needs data: no --eval and no --calibration given", "pass --eval (labelled test data) or --calibration (training inputs)")
+    if preprocess is not None and preprocessing is not None:
+        raise EdgekdError("both preprocess= and preprocessing= given", "pass preprocess= only (preprocessing= is its older name)")
+    asked = preprocess if preprocess is not None else preprocessing
+    record_path = locate_student(student)[1] if isinstance(student, (str, Path)) else None
+    fixed, source = choose_for_student(asked, record_path)
     model = load_student(student) if isinstance(student, (str, Path)) else student
     expected = tuple(int(v) for v in model.input_shape[1:])
     if calib is not None:
         _check_shape("representative (calibration) data", calib, expected)
     if test is not None:
         _check_shape("eval data", test, expected)
-    pre = preprocessing or preprocessing_for(calib if calib is not None else check_set)
+    if fixed is not None:
+        check_channels(fixed, expected)
+    pre = fixed if fixed is not None else preprocessing_for(calib if calib is not None else check_set)
+    if fixed is None:
+        source = "auto, derived from the %s data" % ("calibration" if calib is not None else "eval")
     x_calib = pre.apply(calib.x) if calib is not None else None
     n_eval = min(len(check_set), eval_samples)
     x_raw = check_set.x[:n_eval]
@@ -177,6 +206,7 @@ def convert_student(
             "keras_accuracy": keras_acc,
             "eval_samples": int(n_eval),
             "eval_source": check_set.source,
+            "preprocessing": {"option": option_text(pre), "source": source},
             "artifacts": {fmt: {"path": c.artifact.path, "bytes": c.artifact.bytes, "verification": c.artifact.verification, **c.artifact.host_metrics} for fmt, c in converted.items()},
         }
         cost = _cost_or_none(model)

@@ -7,8 +7,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..data import Dataset, load_dataset, preprocessing_for, split, validate
+from ..data import Dataset, load_dataset, split, validate
 from ..errors import DataError, TeacherError
+from ..preprocess import label as preprocess_label
+from ..preprocess import resolve as resolve_preprocessing
 from .losses import UNLABELED
 
 VAL_FRACTION = 0.1  # held out of the training data when no validation set is given
@@ -24,15 +26,17 @@ class Prepared:
     num_classes: int
     preprocessing: Any  # edgekd_runtime.Preprocessing, raw -> the student's range
     val_samples: int
+    preprocess_label: str = ""  # how messages name the preprocessing (edgekd.preprocess.label)
 
 
-def prepare(data, val=None, unlabeled=None, seed: int = 0) -> Prepared:
-    """``data``/``val``/``unlabeled`` (paths, 'digits' or :class:`Dataset`) as float32 arrays in the student's [0, 1]
-    range; without ``val``, a stratified 10% of ``data`` is held out."""
+def prepare(data, val=None, unlabeled=None, seed: int = 0, preprocess=None) -> Prepared:
+    """``data``/``val``/``unlabeled`` (paths, 'digits' or :class:`Dataset`) as float32 arrays mapped by ``preprocess``
+    (see :mod:`edgekd.preprocess`; None or "auto": [0, 1] by edgekd's guess); without ``val``, a stratified 10% of
+    ``data`` is held out."""
     train, val_set = train_and_val(data, val, seed)
     if val_set.input_shape != train.input_shape:
         raise DataError(f"validation samples are {val_set.input_shape} but training samples {train.input_shape}", "both sets must have the same sample shape")
-    pre = preprocessing_for(train)
+    pre = resolve_preprocessing(preprocess, train)
     x = pre.apply(train.x).astype(np.float32)
     y = train.y.astype(np.int64)
     if unlabeled is not None:
@@ -42,7 +46,7 @@ def prepare(data, val=None, unlabeled=None, seed: int = 0) -> Prepared:
         x = np.concatenate([x, pre.apply(extra.x).astype(np.float32)])
         y = np.concatenate([y, np.full(len(extra), UNLABELED, np.int64)])
     return Prepared(x, y, pre.apply(val_set.x).astype(np.float32), val_set.y, train.input_shape,
-                    max(train.num_classes, val_set.num_classes), pre, len(val_set))
+                    max(train.num_classes, val_set.num_classes), pre, len(val_set), preprocess_label(preprocess, pre))
 
 
 def train_and_val(data, val, seed):
@@ -90,3 +94,20 @@ def describe_teachers(teachers, x_val: np.ndarray, y_val: np.ndarray, val_fp: st
         out.append({**t.describe(), "val_accuracy": float(np.mean(pred[keep] == y_val[keep])) if keep.any() else None,
                     "params": int(t.keras_model.count_params()) if t.keras_model is not None else None})
     return out
+
+
+def check_teacher_accuracy(teachers, described: List[Dict[str, Any]], d: Prepared, say: bool) -> None:
+    """Before training: each teacher's validation accuracy under the run's preprocessing, printed when ``say``, and
+    a stop when one is near chance (see :func:`edgekd.preprocess.check_teacher`)."""
+    import sys
+
+    from ..preprocess import check_teacher
+
+    for t, row in zip(teachers, described):
+        classes = len(t.classes) if t.classes is not None else d.num_classes
+        samples = int(np.sum(np.isin(d.y_val, t.classes))) if t.classes is not None else len(d.y_val)
+        acc = row.get("val_accuracy")
+        if say and acc is not None:
+            print(f"teacher {t.name}: {100 * acc:.2f}% on {samples} validation samples, inputs preprocessed as {d.preprocess_label}",
+                  file=sys.stderr)
+        check_teacher(t.name, acc, classes, samples, "the validation data", d.preprocess_label)

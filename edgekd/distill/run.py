@@ -14,6 +14,8 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import EdgekdError, TeacherError
+from ..preprocess import parse as parse_preprocess
+from ..preprocess import record as preprocess_record
 from . import inputs
 from .augment import KINDS as AUGMENTATIONS
 from .augment import online as online_augmenter
@@ -59,12 +61,16 @@ def run_distillation(
     seed: int = 0,
     time_budget="20m",
     patience: Optional[int] = 3,
+    preprocess=None,
 ) -> DistillRun:
     """Distil ``teachers`` (paths, Keras models, callables or :class:`Teacher`; several for ``multi``) into a student.
 
     ``student``: a family spec (``"mobilenetv3:width=0.5"``), a Keras model file (its architecture, trained afresh)
     or a tf_keras model; or ``profile`` to size one for a device; ``self`` defaults to the teacher's architecture.
     ``data``/``val``/``unlabeled``: paths or :class:`Dataset`; without ``val``, 10% of ``data`` is held out.
+    ``preprocess``: how raw data map to the inputs of the teacher and the student ("auto", "none", "scale=S,offset=O",
+    "mean=..,std=.." or an ``edgekd_runtime.Preprocessing``; see :mod:`edgekd.preprocess`), recorded in distill.json.
+    A teacher that scores near chance on the validation data under it stops the run before training.
     ``feature_layers``: (student layer, teacher layer) pairs for fitnet/at; default: matched by spatial size.
     ``epochs`` is a cap: training stops after ``patience`` epochs without a better validation accuracy (best weights
     kept; None trains every epoch) and before ``time_budget`` ("20m", seconds; None: no limit) runs out, counted
@@ -95,6 +101,7 @@ def run_distillation(
         raise EdgekdError(f"--views must be at least 1 (got {views})", "e.g. --views 8: each image gets 8 labelled crops")
     if prune is not None and not 0.0 < prune < 1.0:
         raise EdgekdError(f"--prune is a target sparsity within (0, 1) (got {prune})", "e.g. --prune 0.5")
+    parse_preprocess(preprocess)  # a bad --preprocess fails before the data are read
     teacher_list = list(teachers) if isinstance(teachers, (list, tuple)) else [teachers]
     if not teacher_list:
         raise TeacherError("no teacher given", "pass --teacher")
@@ -109,9 +116,11 @@ def run_distillation(
     if strategy is not None and can.no_strategy:
         raise EdgekdError(can.no_strategy, f"drop --strategy for {method}")
 
-    d = inputs.prepare(data, val, unlabeled, seed)
+    d = inputs.prepare(data, val, unlabeled, seed, preprocess)
     data_fp, val_fp = data_fingerprint(d.x), data_fingerprint(d.x_val)
     loaded = inputs.load_teachers(teacher_list, d.x, d.num_classes, teacher_classes, teacher_weights)
+    described = inputs.describe_teachers(loaded, d.x_val, d.y_val, val_fp, cache)
+    inputs.check_teacher_accuracy(loaded, described, d, progress)
     model = resolve_student(student, profile, method, loaded[0], d.input_shape, d.num_classes, seed)
     common = dict(temperature=temperature, alpha=alpha, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                   val=(d.x_val, d.y_val), progress=progress, seed=seed, strategy=strategy, precision=precision,
@@ -121,7 +130,7 @@ def run_distillation(
     config = {"method": method, "temperature": temperature, "alpha": alpha, "epochs": epochs, "batch_size": batch_size,
               "learning_rate": learning_rate, "qat": qat, "prune": prune, "augment": augment, "teacher_online": online, "views": views if view_cache else None,
               "strategy": type(strategy).__name__ if strategy is not None else None, "precision": precision or "float32",
-              "num_classes": d.num_classes, "input_shape": list(d.input_shape), "preprocessing": {"scale": pre.scale, "offset": pre.offset},
+              "num_classes": d.num_classes, "input_shape": list(d.input_shape), "preprocessing": preprocess_record(preprocess, pre),
               "train_samples": int(np.sum(d.y != UNLABELED)), "unlabeled_samples": int(np.sum(d.y == UNLABELED)), "val_samples": d.val_samples,
               "data_fingerprint": data_fp, "seed": seed, "student": describe_student(student, profile),
               "time_budget_seconds": clock.total if clock is not None else None, "patience": patience}
@@ -140,7 +149,7 @@ def run_distillation(
 
         ctx.extra["kernel_sparsity"] = kernel_sparsity(trained)
     result.teacher_seconds = ctx.teacher_seconds
-    return DistillRun(trained, result, config, inputs.describe_teachers(loaded, d.x_val, d.y_val, val_fp, cache), val_acc, ctx.extra)
+    return DistillRun(trained, result, config, described, val_acc, ctx.extra)
 
 
 def _wrapper(qat: bool, prune: Optional[float]):
@@ -159,15 +168,18 @@ def _wrapper(qat: bool, prune: Optional[float]):
 
 
 def run_tuning(teacher, data, *, student=None, profile: Optional[str] = None, val=None, temperatures=None, alphas=None,
-               epochs: int = 5, batch_size: int = 64, learning_rate: float = 3e-3, cache: bool = True, progress: bool = True, seed: int = 0):
+               epochs: int = 5, batch_size: int = 64, learning_rate: float = 3e-3, cache: bool = True, progress: bool = True, seed: int = 0,
+               preprocess=None):
     """:func:`edgekd.distill.tuning.tune` from paths: load, check, cache the teacher's logits, search the grid.
 
-    Without ``val``, 10% of ``data`` is held out, so the choice is never made on the data a report is scored on."""
+    Without ``val``, 10% of ``data`` is held out, so the choice is never made on the data a report is scored on.
+    ``preprocess`` as for :func:`run_distillation`; a teacher near chance under it stops the search before training."""
     from ..teachers import data_fingerprint, soft_labels
     from .tuning import DEFAULT_ALPHAS, DEFAULT_TEMPERATURES, tune
 
-    d = inputs.prepare(data, val, seed=seed)
+    d = inputs.prepare(data, val, seed=seed, preprocess=preprocess)
     (t,) = inputs.load_teachers([teacher], d.x, d.num_classes)
+    inputs.check_teacher_accuracy([t], inputs.describe_teachers([t], d.x_val, d.y_val, data_fingerprint(d.x_val), cache), d, progress)
     logits = soft_labels(t, d.x, data_fingerprint(d.x), cache=cache)
     make = lambda: resolve_student(student, profile, "kd", t, d.input_shape, d.num_classes, seed)  # noqa: E731
     for name, grid in (("temperatures", temperatures), ("alphas", alphas)):

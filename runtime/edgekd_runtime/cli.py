@@ -42,7 +42,7 @@ def _cmd_info(args):
         print("bundle     %s (schema v%d, by %s, %s)" % (m.name, m.schema_version, m.producer, m.created))
         print("profile    %s (engine %s)" % (m.profile.get("name", "-"), m.profile.get("engine", "-")))
         print("teacher    %s" % m.teacher.get("fingerprint", "-"))
-        print("input      shape %s, %s, preprocessing x*%g%+g" % (m.input.shape, m.input.dtype, m.preprocessing.scale, m.preprocessing.offset))
+        print("input      shape %s, %s, preprocessing %s" % (m.input.shape, m.input.dtype, m.preprocessing.describe()))
         print("labels     %s" % ", ".join(m.labels))
         for art in m.artifacts:
             metrics = ", ".join("%s=%s" % (k, _fmt(v)) for k, v in sorted(art.host_metrics.items()))

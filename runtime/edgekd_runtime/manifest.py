@@ -57,17 +57,40 @@ class TensorSpec:
 
 @dataclass
 class Preprocessing:
-    """Affine map from raw data (as stored in eval.npz and given by users) to model input."""
+    """Map from raw data (as stored in eval.npz and given by users) to model input: ``x * scale + offset``, then,
+    when ``mean``/``std`` are set, ``(. - mean) / std`` per channel (the last axis; one value serves every channel).
+
+    ``mean``/``std`` are absent from bundles written before they existed and are left out of the manifest when
+    unset, so such a bundle reads the same in older and newer runtimes.
+    """
 
     scale: float = 1.0
     offset: float = 0.0
+    mean: Optional[List[float]] = None
+    std: Optional[List[float]] = None
 
     def apply(self, x):
         import numpy as np
 
-        return (np.asarray(x, dtype=np.float32) * np.float32(self.scale) + np.float32(self.offset)).astype(
-            np.float32
-        )
+        y = np.asarray(x, dtype=np.float32) * np.float32(self.scale) + np.float32(self.offset)
+        if self.mean is not None or self.std is not None:
+            # Subtract, then divide (not a folded affine map): the host trains and verifies through this same code.
+            y = (y - np.asarray(self.mean or [0.0], np.float32)) / np.asarray(self.std or [1.0], np.float32)
+        return y.astype(np.float32)
+
+    def describe(self) -> str:
+        """One line for messages and `edgekd-runtime info`."""
+        text = "x*%.6g%+.6g" % (self.scale, self.offset)
+        if self.mean is None and self.std is None:
+            return text
+        return "(%s - mean)/std, mean=%s, std=%s" % (text, _numbers(self.mean or [0.0]), _numbers(self.std or [1.0]))
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dict((k, v) for k, v in asdict(self).items() if v is not None)
+
+
+def _numbers(values) -> str:
+    return ",".join("%.6g" % v for v in values)
 
 
 @dataclass
@@ -120,7 +143,9 @@ class Manifest:
         )
 
     def to_dict(self) -> Dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["preprocessing"] = self.preprocessing.to_dict()
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -154,7 +179,7 @@ class Manifest:
             name=_text(_required(data, "name", "manifest"), "name"),
             labels=[_text(v, "labels[%d]" % i) for i, v in enumerate(_list(_required(data, "labels", "manifest"), "labels"))],
             input=_tensor(_required(data, "input", "manifest"), "input"),
-            preprocessing=_preprocessing(data.get("preprocessing", {})),
+            preprocessing=_preprocessing(data.get("preprocessing", {}), data["input"]),
             artifacts=[_artifact(a, "artifacts[%d]" % i) for i, a in enumerate(artifacts)],
             files=dict((_text(k, "files key"), _text(v, "files[%r]" % k)) for k, v in files.items()),
             profile=_table(data, "profile"),
@@ -263,7 +288,7 @@ def _dtype(value, where: str) -> str:
     return dtype.name
 
 
-def _preprocessing(value) -> Preprocessing:
+def _preprocessing(value, input_spec) -> Preprocessing:
     value = {} if value is None else _object(value, "preprocessing")
     known = [f.name for f in fields(Preprocessing)]
     unknown = sorted(str(k) for k in value if k not in known)
@@ -272,7 +297,23 @@ def _preprocessing(value) -> Preprocessing:
             "manifest.json is malformed: preprocessing has unknown field(s) %s (this runtime reads %s)" % (_show(unknown), ", ".join(known)),
             "install the edgekd-runtime version that matches the host that wrote the bundle",
         )
-    return Preprocessing(**dict((k, _number(v, "preprocessing." + k)) for k, v in value.items()))
+    scalars = dict((k, _number(value[k], "preprocessing." + k)) for k in ("scale", "offset") if k in value)
+    # input_spec is read as the manifest's raw input (already checked by from_dict); its last axis is the channels.
+    shape = input_spec.get("shape") if isinstance(input_spec, dict) else None
+    channels = shape[-1] if isinstance(shape, list) and shape and isinstance(shape[-1], int) and shape[-1] > 0 else None
+    per_channel = dict((k, _channels(value[k], "preprocessing." + k, channels)) for k in ("mean", "std") if value.get(k) is not None)
+    if any(v <= 0 for v in per_channel.get("std", [])):
+        raise BundleFormatError("manifest.json is malformed: preprocessing.std must hold positive numbers, not %s" % _show(value["std"]), _REBUILD)
+    return Preprocessing(**dict(scalars, **per_channel))
+
+
+def _channels(value, where: str, channels) -> List[float]:
+    numbers = [_number(v, "%s[%d]" % (where, i)) for i, v in enumerate(_list(value, where))]
+    if not numbers or (channels is not None and len(numbers) not in (1, channels)):
+        raise BundleFormatError(
+            "manifest.json is malformed: %s has %d value(s); it needs one, or one per input channel (%s)" % (where, len(numbers), channels), _REBUILD
+        )
+    return numbers
 
 
 def _tensor(data, where: str) -> TensorSpec:

@@ -127,7 +127,7 @@ class Model(object):
         info = np.iinfo(raw)
         pre = self.preprocessing
         lo, hi = float(np.min(x)), float(np.max(x))
-        scaled = "the runtime maps it to the model's input with x*%.6g%+g itself" % (pre.scale, pre.offset)
+        scaled = "the runtime maps it to the model's input with %s itself" % pre.describe()
         if x.dtype.kind == "f":
             hint = "pass the raw %s data as at training" % raw.name
             if raw.name == "uint8" and hi <= 1.0:
