@@ -73,7 +73,9 @@ def load_student(path):
         raise EdgekdError(f"cannot load student {path}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}", hint)
     if any(type(layer).__name__ == "PruneLowMagnitude" for layer in model.layers):
         model = tfmot.sparsity.keras.strip_pruning(model)
-    return model
+    from ..students.head import without_softmax
+
+    return without_softmax(model, f"student {path}")
 
 
 def _register_student_layers() -> None:

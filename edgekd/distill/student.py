@@ -39,6 +39,9 @@ def resolve(student, profile, method: str, teacher, input_shape, num_classes: in
             template = keras.models.load_model(text, compile=False)
         except Exception as exc:
             raise EdgekdError(f"cannot load student architecture from {text}: {type(exc).__name__}", "save it with tf_keras model.save()")
+        from ..students.head import without_softmax
+
+        template = without_softmax(template, f"student {text}", input_shape=input_shape)
         keras.utils.set_random_seed(seed)
         model = keras.models.clone_model(template)  # same architecture, fresh weights
         if tuple(model.input_shape[1:]) != tuple(input_shape) or model.output_shape[-1] != num_classes:
