@@ -24,10 +24,22 @@ MAX_PIXEL_FEATURES = 256
 BINS = 10
 PSI_MODERATE = 0.1
 PSI_SHIFT = 0.25
-# A bin that is empty on one side would make PSI infinite; clip fractions to this floor instead.
+# A bin that is empty on one side would make PSI infinite; clip fractions to a floor instead. drift_report uses
+# 1/(m+1) for a reference of m samples, the chance that one more sample of its distribution falls outside its
+# range: with 1e-4, the one field sample in 300 that lands beyond the reference's maximum (as 1 in m+1 does)
+# added 0.01 to the PSI on its own, and false "moderate" verdicts followed.
 _FLOOR = 1e-4
-# Below this many field samples a PSI mostly measures sampling noise: the report says so.
-MIN_SAMPLES = 100
+# PSI on a small sample is biased upwards (a bin the sample leaves empty adds about e*ln(e/floor), 0.45 for a
+# tenth of a 900-sample reference), so same-distribution samples of 30 read as "shift". Below this many field samples the
+# verdict is "insufficient data"; from it on, samples of the reference's distribution read "stable" in at least
+# 95% of trials (benchmarks/drift_min_samples.py, results/drift_min_samples.json).
+MIN_SAMPLES = 350
+# The class mix has one bin per class, and its noise grows with the class count on both sides: it is judged only
+# when the reference holds this many samples per class, and then the field sample needs as many (more than
+# MIN_SAMPLES past 10 classes). A 100-class model with a 1,000-sample reference is judged on its inputs and
+# confidence alone.
+MIN_SAMPLES_PER_CLASS = 30
+INSUFFICIENT = "insufficient data"
 
 
 def softmax(scores):
@@ -81,9 +93,9 @@ def histogram(values, edges: Sequence[float]) -> np.ndarray:
     return counts / max(1.0, counts.sum())
 
 
-def psi(expected, actual) -> float:
-    e = np.clip(np.asarray(expected, dtype=np.float64), _FLOOR, None)
-    a = np.clip(np.asarray(actual, dtype=np.float64), _FLOOR, None)
+def psi(expected, actual, floor: float = _FLOOR) -> float:
+    e = np.clip(np.asarray(expected, dtype=np.float64), floor, None)
+    a = np.clip(np.asarray(actual, dtype=np.float64), floor, None)
     return float(np.sum((a - e) * np.log(a / e)))
 
 
@@ -120,11 +132,36 @@ def _status(value: float) -> str:
     return "stable"
 
 
-def drift_report(reference: Dict[str, Any], x, scores, top: int = 5) -> Dict[str, Any]:
-    """Compare field inputs ``x`` and the model's ``scores`` on them with the bundle's reference."""
+def _class_count(reference: Dict[str, Any]) -> int:
+    classes = reference.get("classes")
+    return len(classes) if isinstance(classes, list) else 0
+
+
+def judges_class_mix(reference: Dict[str, Any]) -> bool:
+    """Whether the verdict counts the class mix: only when the reference has MIN_SAMPLES_PER_CLASS per class."""
+    count = _class_count(reference)
+    return count > 0 and int(reference.get("samples", 0)) >= MIN_SAMPLES_PER_CLASS * count
+
+
+def required_samples(reference: Dict[str, Any]) -> int:
+    """Field samples needed before the verdict on ``reference`` can read "stable" (see MIN_SAMPLES)."""
+    if judges_class_mix(reference):
+        return max(MIN_SAMPLES, MIN_SAMPLES_PER_CLASS * _class_count(reference))
+    return MIN_SAMPLES
+
+
+def drift_report(reference: Dict[str, Any], x, scores, top: int = 5, min_samples: Optional[int] = None) -> Dict[str, Any]:
+    """Compare field inputs ``x`` and the model's ``scores`` on them with the bundle's reference.
+
+    With fewer than ``min_samples`` samples (default: what the reference needs, ``required_samples(reference)``)
+    the verdict is "insufficient data" and the PSI values are reported but not judged.
+    """
+    needed = required_samples(reference) if min_samples is None else int(min_samples)
     if int(reference.get("schema_version", -1)) != DRIFT_SCHEMA_VERSION:
         raise ValueError("drift reference schema version %r is not %d" % (reference.get("schema_version"), DRIFT_SCHEMA_VERSION))
     feats, names, _ = extract_features(x, reference["feature_mode"])
+    reference_samples = int(reference.get("samples") or 0)
+    floor = max(_FLOOR, 1.0 / (reference_samples + 1)) if reference_samples > 0 else _FLOOR
     if len(names) != len(reference["features"]):
         raise ValueError("inputs give %d features but the reference has %d" % (len(names), len(reference["features"])))
     rows = []
@@ -133,7 +170,7 @@ def drift_report(reference: Dict[str, Any], x, scores, top: int = 5) -> Dict[str
         std = float(ref["std"])
         rows.append({
             "name": ref["name"],
-            "psi": psi(ref["fractions"], histogram(col, ref["edges"])),
+            "psi": psi(ref["fractions"], histogram(col, ref["edges"]), floor),
             "mean": float(col.mean()),
             "std": float(col.std()),
             "reference_mean": float(ref["mean"]),
@@ -150,14 +187,20 @@ def drift_report(reference: Dict[str, Any], x, scores, top: int = 5) -> Dict[str
         "input_psi_mean": float(input_psis.mean()),
         "input_psi_max": float(input_psis.max()),
         "features_shifted": int(np.sum(input_psis > PSI_SHIFT)),
-        "confidence_psi": psi(reference["confidence"]["fractions"], histogram(conf, reference["confidence"]["edges"])),
+        "confidence_psi": psi(reference["confidence"]["fractions"], histogram(conf, reference["confidence"]["edges"]), floor),
         "confidence_mean": float(conf.mean()),
         "reference_confidence_mean": float(reference["confidence"]["mean"]),
-        "class_psi": psi(reference["classes"], classes),
+        "class_psi": psi(reference["classes"], classes, floor),
     }
     # The overall verdict rests on the mean over features and on the output side: a single pixel's PSI on a
     # few hundred samples is noisy, and the max over dozens of them would cry wolf.
-    summary["status"] = _status(max(summary["input_psi_mean"], summary["confidence_psi"], summary["class_psi"]))
+    judged = [summary["input_psi_mean"], summary["confidence_psi"]]
+    summary["class_mix_judged"] = judges_class_mix(reference)
+    if summary["class_mix_judged"]:
+        judged.append(summary["class_psi"])
+    summary["status"] = _status(max(judged))
+    if len(feats) < needed:
+        summary["status"] = INSUFFICIENT
     report = {
         "samples": int(len(feats)),
         "reference_samples": int(reference.get("samples", 0)),
@@ -165,8 +208,15 @@ def drift_report(reference: Dict[str, Any], x, scores, top: int = 5) -> Dict[str
         "top_features": sorted(rows, key=lambda r: -r["psi"])[:top],
         "features": {"count": len(rows), "mean": [r["mean"] for r in rows], "std": [r["std"] for r in rows], "psi": [round(r["psi"], 6) for r in rows]},
     }
-    if len(feats) < MIN_SAMPLES:
-        report["note"] = "only %d samples: PSI values this small are mostly sampling noise" % len(feats)
+    report["min_samples"] = needed
+    notes = []
+    if len(feats) < needed:
+        notes.append("only %d samples: PSI on fewer than %d is mostly sampling noise, no verdict" % (len(feats), needed))
+    if not summary["class_mix_judged"]:
+        notes.append("class mix not judged: the reference's %d samples are too few for %d classes (%d per class needed)"
+                     % (int(reference.get("samples", 0)), _class_count(reference), MIN_SAMPLES_PER_CLASS))
+    if notes:
+        report["note"] = "; ".join(notes)
     return report
 
 
