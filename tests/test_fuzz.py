@@ -166,7 +166,7 @@ def valid_manifest():
         name="fuzz",
         labels=list(LABELS),
         input=TensorSpec([1, 8, 8, 1], "float32"),
-        preprocessing=Preprocessing(scale=1.0 / 16, offset=0.0),
+        preprocessing=Preprocessing(scale=1.0 / 16, offset=0.0, mean=[0.5], std=[0.25]),
         artifacts=[
             Artifact("model_int8.tflite", "tflite-int8", "litert", int8, TensorSpec([1, 3], "int8", scale=0.1, zero_point=0),
                      bytes=64, settings={"ops": ["FULLY_CONNECTED"]}, host_metrics={"accuracy": 0.9}),
@@ -261,6 +261,9 @@ def check_usable(m):
         assert type(art.bytes) is int and isinstance(art.settings, dict) and isinstance(art.host_metrics, dict)
         assert all(isinstance(c, str) for c in art.companions)
     assert all(type(getattr(m.preprocessing, f)) is float and math.isfinite(getattr(m.preprocessing, f)) for f in ("scale", "offset"))
+    for f in ("mean", "std"):
+        values = getattr(m.preprocessing, f, None)
+        assert values is None or (values and all(type(v) is float and math.isfinite(v) for v in values)), (f, values)
     assert isinstance(m.files, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in m.files.items())
     for table in (m.profile, m.teacher, m.student, m.reference):
         assert isinstance(table, dict)
