@@ -20,14 +20,13 @@ import shutil
 import sys
 import tempfile
 import threading
-import traceback
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 import yaml
-from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from edgekd.errors import DataError, ProfileError
@@ -226,15 +225,6 @@ def folder_members(folder):
     return out
 
 
-# Open findings in files outside this test's reach, each pinned by a strict xfail test below that turns into a failure
-# when the fix lands (then delete its entry here). The fuzz tolerates exactly these, so it keeps hunting for new ones.
-def known_finding(exc):
-    where = [(os.path.basename(f.filename), f.name) for f in traceback.extract_tb(exc.__traceback__)]
-    if isinstance(exc, OSError) and exc.errno == errno.EINVAL and ("bundle.py", "_safe_extract") in where:
-        return "bundle.py: zipfile's seek to a negative member offset (EINVAL) is not caught"
-    return None
-
-
 def runtime_cli_code(*argv):
     """Run ``edgekd-runtime`` in-process: its exit code, with stdout/stderr swallowed; any uncaught exception
     is what a user would see as a traceback, so it propagates and fails the test."""
@@ -365,13 +355,7 @@ def test_fuzz_zip_bundle_bytes(valid_bundle, tmp_path_factory, data):
     path = str(tmp_path_factory.mktemp("zb") / "b.zip")
     with open(path, "wb") as handle:
         handle.write(raw)
-    try:
-        code = runtime_cli_code("info", path)
-    except OSError as exc:
-        if not known_finding(exc):
-            raise
-        return
-    assert code in RUNTIME_EXIT_CODES
+    assert runtime_cli_code("info", path) in RUNTIME_EXIT_CODES
 
 
 def _wrong_directory_offset(archive):
@@ -385,7 +369,6 @@ def _wrong_directory_offset(archive):
     return bytes(raw)
 
 
-@pytest.mark.xfail(strict=True, raises=OSError, reason="open finding in bundle.py (not this test's file): " + "zipfile's OSError EINVAL escapes _extract")
 def test_zip_bundle_with_a_wrong_directory_offset_is_refused(valid_bundle, tmp_path):
     path = _write(tmp_path / "offset.zip", _wrong_directory_offset(valid_bundle[1]))
     assert runtime_cli_code("info", path) == 2
@@ -471,11 +454,6 @@ def drift_check(folder_root, doc_bytes):
         return drift_report(reference, x, scores)
 
 
-DRIFT_FINDING = ("open finding in drift.py (not this test's file): drift_report indexes the reference without checking it, so a "
-                 "missing or retyped field raises KeyError/TypeError/ValueError/IndexError instead of a RuntimeFailure")
-
-
-@pytest.mark.xfail(strict=True, raises=(KeyError, TypeError, ValueError, IndexError, AttributeError), reason=DRIFT_FINDING)
 def test_bad_drift_reference_is_refused(tmp_path, drift_doc):
     bad = copy.deepcopy(drift_doc)
     del bad["features"][0]["edges"]
@@ -484,9 +462,7 @@ def test_bad_drift_reference_is_refused(tmp_path, drift_doc):
     assert info.value.exit_code == 2 and DRIFT_NAME in str(info.value)
 
 
-# No shrinking while the finding is open: it fails on many inputs, and shrinking each one would cost a minute.
-@pytest.mark.xfail(strict=True, reason=DRIFT_FINDING)
-@settings(FUZZ, phases=[Phase.explicit, Phase.generate], report_multiple_bugs=False)
+@FUZZ
 @given(data=st.data())
 def test_fuzz_drift_reference(tmp_path_factory, drift_doc, data):
     raw = dumps(data.draw(mutated_json(drift_doc))) if data.draw(st.booleans()) else data.draw(mutated_bytes(dumps(drift_doc)))
