@@ -294,3 +294,41 @@ def test_samples_without_batch_or_channel_axis_run_as_build_accepted_them(tiny_b
     np.save(tmp_path / "bad.npy", np.zeros((5, 8, 9), np.float32))
     _one_line_error(run_cli("edgekd-runtime", "run", tiny_bundle["path"], "--input", str(tmp_path / "bad.npy")), 2,
                     "input shape (5, 8, 9)", "(N, 8, 8) / (8, 8) without the channel axis")
+
+
+def test_zip_whose_directory_points_before_its_start_is_a_bundle_format_error(tiny_bundle, tmp_path):
+    """zipfile then seeks to a negative offset and raised OSError EINVAL as a traceback."""
+    import struct
+
+    path = tmp_path / "offset.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name in sorted(os.listdir(tiny_bundle["path"])):
+            zf.write(os.path.join(tiny_bundle["path"], name), name)
+    raw = bytearray(path.read_bytes())
+    end = raw.rfind(b"PK\x05\x06")
+    (offset,) = struct.unpack("<I", raw[end + 16:end + 20])
+    raw[end + 16:end + 20] = struct.pack("<I", offset + (1 << 20))
+    path.write_bytes(bytes(raw))
+    _one_line_error(run_cli("edgekd-runtime", "info", str(path)), 2, "damaged or unreadable .zip")
+
+
+@pytest.mark.parametrize(
+    "edit,needles",
+    [
+        (lambda r: r["features"][0].pop("edges"), ["drift_reference.json is malformed", "features[0].edges"]),
+        (lambda r: r["confidence"]["fractions"].pop(), ["confidence.fractions must be a list of"]),
+        (lambda r: r.__setitem__("classes", [0.5, 0.5]), ["describes 2 classes", "shape (10, 10)"]),
+        (lambda r: r.__setitem__("features", r["features"][:3]), ["describes 3 input features", "give 66"]),
+        (lambda r: r.__setitem__("schema_version", 7), ["schema version 7 is not 1"]),
+        (lambda r: r["features"][1].__setitem__("std", "wide"), ["features[1].std must be a finite number"]),
+    ],
+    ids=["no-edges", "short-fractions", "classes", "feature-count", "schema", "std-type"],
+)
+def test_bad_drift_reference_is_a_one_line_error(tiny_bundle, tmp_path, edit, needles):
+    """drift_report indexed the reference unchecked: a missing or retyped field was a KeyError/TypeError traceback."""
+    b = copy_bundle(tiny_bundle, tmp_path)
+    reference = json.loads((b / "drift_reference.json").read_text())
+    edit(reference)
+    _replace_file(b, "drift_reference.json", json.dumps(reference).encode("utf-8"))
+    np.save(tmp_path / "x.npy", tiny_bundle["x"][:10])
+    _one_line_error(run_cli("edgekd-runtime", "monitor", str(b), "--inputs", str(tmp_path / "x.npy")), 2, *needles)

@@ -4,6 +4,7 @@ Writing lives here too, so the host writes exactly the layout the device reads.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -192,12 +193,15 @@ class Bundle(object):
 
         if DRIFT_NAME not in self.manifest.files:
             return None
+        from .drift import check_reference
+
         full = self.checked_path(DRIFT_NAME)
         try:
             with open(full, "r") as handle:
-                return json.load(handle)
+                reference = json.load(handle)
         except ValueError as exc:
             raise BundleFormatError("%s is not valid JSON: %s" % (DRIFT_NAME, exc))
+        return check_reference(reference)
 
     def close(self) -> None:
         if self._tmp:
@@ -233,6 +237,12 @@ def _extract(archive, dest):
         _safe_extract(archive, dest)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
         raise BundleFormatError("%s is a damaged or unreadable .zip: %s" % (archive, _first_line(exc)), "copy the bundle again")
+    except OSError as exc:
+        # A central directory whose offsets point before the file's start makes zipfile seek to a negative
+        # position (EINVAL); any other OSError here is this machine's (a full disk), said as such.
+        if exc.errno == errno.EINVAL:
+            raise BundleFormatError("%s is a damaged or unreadable .zip: %s" % (archive, _first_line(exc)), "copy the bundle again")
+        raise BadInputError("could not unpack %s into %s: %s" % (archive, dest, _first_line(exc)))
 
 
 def _first_line(exc):

@@ -18,6 +18,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .errors import BundleFormatError
+
 DRIFT_NAME = "drift_reference.json"
 DRIFT_SCHEMA_VERSION = 1
 MAX_PIXEL_FEATURES = 256
@@ -124,6 +126,65 @@ def reference_statistics(x, scores, bins: int = BINS) -> Dict[str, Any]:
     }
 
 
+def _number(value, where, low=None):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise _malformed("%s must be a finite number, not %r" % (where, value))
+    if low is not None and value < low:
+        raise _malformed("%s must be at least %s, not %r" % (where, low, value))
+    return value
+
+
+def _bins(entry, where):
+    """A histogram the reference stores: sorted finite ``edges`` and one fraction more than edges."""
+    if not isinstance(entry, dict):
+        raise _malformed("%s must be an object, not %s" % (where, type(entry).__name__))
+    edges, fractions = entry.get("edges"), entry.get("fractions")
+    if not isinstance(edges, list) or not edges:
+        raise _malformed("%s.edges must be a non-empty list of numbers" % where)
+    if not isinstance(fractions, list) or len(fractions) != len(edges) + 1:
+        raise _malformed("%s.fractions must be a list of %d numbers (one more than edges)" % (where, len(edges) + 1))
+    values = [_number(v, "%s.edges[%d]" % (where, i)) for i, v in enumerate(edges)]
+    if any(b < a for a, b in zip(values, values[1:])):
+        raise _malformed("%s.edges must be in increasing order" % where)
+    for i, v in enumerate(fractions):
+        _number(v, "%s.fractions[%d]" % (where, i), low=0)
+    _number(entry.get("mean"), "%s.mean" % where)
+
+
+def _malformed(message):
+    return BundleFormatError("%s is malformed: %s" % (DRIFT_NAME, message), "rebuild the bundle with edgekd build")
+
+
+def check_reference(reference) -> Dict[str, Any]:
+    """``reference`` (a parsed drift_reference.json) if it holds everything ``drift_report`` reads, else
+    BundleFormatError naming the first field that is missing or wrong."""
+    if not isinstance(reference, dict):
+        raise _malformed("expected an object, found %s" % type(reference).__name__)
+    if reference.get("schema_version") != DRIFT_SCHEMA_VERSION or isinstance(reference.get("schema_version"), bool):
+        raise BundleFormatError("%s schema version %r is not %d" % (DRIFT_NAME, reference.get("schema_version"), DRIFT_SCHEMA_VERSION),
+                                "install the edgekd-runtime version that matches the host that wrote the bundle")
+    if reference.get("feature_mode") not in ("values", "channels"):
+        raise _malformed("feature_mode must be 'values' or 'channels', not %r" % (reference.get("feature_mode"),))
+    samples = reference.get("samples", 0)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
+        raise _malformed("samples must be a count, not %r" % (samples,))
+    features = reference.get("features")
+    if not isinstance(features, list) or not features:
+        raise _malformed("features must be a non-empty list")
+    for j, feature in enumerate(features):
+        _bins(feature, "features[%d]" % j)
+        if not isinstance(feature.get("name"), str):
+            raise _malformed("features[%d].name must be a string" % j)
+        _number(feature.get("std"), "features[%d].std" % j, low=0)
+    _bins(reference.get("confidence"), "confidence")
+    classes = reference.get("classes")
+    if not isinstance(classes, list) or not classes:
+        raise _malformed("classes must be a non-empty list of fractions")
+    for i, v in enumerate(classes):
+        _number(v, "classes[%d]" % i, low=0)
+    return reference
+
+
 def _status(value: float) -> str:
     if value > PSI_SHIFT:
         return "shift"
@@ -156,14 +217,18 @@ def drift_report(reference: Dict[str, Any], x, scores, top: int = 5, min_samples
     With fewer than ``min_samples`` samples (default: what the reference needs, ``required_samples(reference)``)
     the verdict is "insufficient data" and the PSI values are reported but not judged.
     """
+    check_reference(reference)
     needed = required_samples(reference) if min_samples is None else int(min_samples)
-    if int(reference.get("schema_version", -1)) != DRIFT_SCHEMA_VERSION:
-        raise ValueError("drift reference schema version %r is not %d" % (reference.get("schema_version"), DRIFT_SCHEMA_VERSION))
     feats, names, _ = extract_features(x, reference["feature_mode"])
     reference_samples = int(reference.get("samples") or 0)
     floor = max(_FLOOR, 1.0 / (reference_samples + 1)) if reference_samples > 0 else _FLOOR
     if len(names) != len(reference["features"]):
-        raise ValueError("inputs give %d features but the reference has %d" % (len(names), len(reference["features"])))
+        raise BundleFormatError("%s describes %d input features but these inputs give %d" % (DRIFT_NAME, len(reference["features"]), len(names)),
+                                "the reference does not belong to this model's inputs; rebuild the bundle")
+    scores = np.asarray(scores)
+    if scores.ndim != 2 or scores.shape[1] != len(reference["classes"]):
+        raise BundleFormatError("%s describes %d classes but the model gives scores of shape %s" % (DRIFT_NAME, len(reference["classes"]), scores.shape),
+                                "the reference does not belong to this model; rebuild the bundle")
     rows = []
     for j, ref in enumerate(reference["features"]):
         col = feats[:, j]
