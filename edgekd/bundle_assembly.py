@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import datetime
 import io
+import json
+import os
+import zipfile
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
 
@@ -18,9 +22,11 @@ import numpy as np
 
 from edgekd_runtime import Manifest, Preprocessing, TensorSpec, write_bundle
 from edgekd_runtime.drift import DRIFT_NAME, reference_json
-from edgekd_runtime.manifest import EVAL_NAME
+from edgekd_runtime.errors import RuntimeFailure
+from edgekd_runtime.manifest import EVAL_NAME, MANIFEST_NAME
 
 from . import __version__
+from .errors import DataError
 
 if TYPE_CHECKING:
     from .convert import Converted
@@ -29,6 +35,74 @@ if TYPE_CHECKING:
 
 EVAL_SAMPLES = 1000  # eval samples carried in a bundle: enough for a stable accuracy, small enough for an MCU's host
 REFERENCE_SAMPLES = 8  # host outputs written into the manifest itself
+
+
+# Written into a bundle after its manifest (edgekd_runtime.signing), so never listed in its ``files``.
+SIGNATURE_NAME = "signature.json"
+# What `edgekd build` and `edgekd distill` put in a student folder, and nothing else.
+STUDENT_ENTRIES = ("distill.json", "student")
+
+
+def check_replaceable(path: Union[str, Path], kind: str = "bundle") -> None:
+    """Refuse, before anything is deleted, to let ``--force`` replace ``path`` unless it is absent, an empty folder,
+    or what edgekd writes there: a bundle (folder or .zip) whose manifest the runtime reads and that holds no file
+    its manifest does not list, or (``kind="student"``) a folder of distill.json and student/ alone.
+
+    A mistyped ``--out`` (a home folder, a data set) must cost an error line, never the user's files; a file dropped
+    into a bundle by hand is the user's too.
+    """
+    path = Path(path)
+    found = _student_folder_problem(path) if kind == "student" else _bundle_problem(path)
+    if found:
+        what = "a student folder (distill.json and student/)" if kind == "student" else "an edgekd bundle"
+        raise DataError(f"--force replaces only {what} or an empty folder, but {path} {found}; nothing was deleted",
+                        "move those files away or choose another --out")
+
+
+def _some(names: List[str]) -> str:
+    shown = ", ".join(names[:3])
+    return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+def _bundle_problem(path: Path) -> Optional[str]:
+    if not os.path.lexists(path):
+        return None
+    if path.is_symlink():
+        return "is a symbolic link"
+    try:
+        if path.is_dir():
+            names = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if not p.is_dir())
+            if not names:
+                return None
+            read = (path / MANIFEST_NAME).read_bytes if MANIFEST_NAME in names else None
+        elif zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                names = sorted(n for n in zf.namelist() if not n.endswith("/"))
+                data = zf.read(MANIFEST_NAME) if MANIFEST_NAME in names else None
+            read = (lambda: data) if data is not None else None
+        else:
+            return "is a file, not an edgekd bundle"
+        if read is None:
+            return f"holds {_some(names)} and no {MANIFEST_NAME}"
+        manifest = Manifest.from_dict(json.loads(read()))
+    except (OSError, ValueError, RecursionError, zipfile.BadZipFile, zlib.error, RuntimeFailure) as exc:
+        return f"holds a {MANIFEST_NAME} the runtime does not read ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})"
+    extra = [n for n in names if n not in manifest.files and n not in (MANIFEST_NAME, SIGNATURE_NAME)]
+    return f"holds {_some(extra)}, which its manifest does not list" if extra else None
+
+
+def _student_folder_problem(path: Path) -> Optional[str]:
+    if not os.path.lexists(path):
+        return None
+    if path.is_symlink() or not path.is_dir():
+        return "is not a folder"
+    entries = sorted(p.name for p in path.iterdir())
+    if not entries:
+        return None
+    if (path / "distill.json").is_file() and (path / "student").is_dir():
+        extra = [e for e in entries if e not in STUDENT_ENTRIES]
+        return f"holds {_some(extra)} beside distill.json and student/" if extra else None
+    return f"holds {_some(entries)}"
 
 
 def profile_section(profile: "DeviceProfile", fit: Optional["FitReport"] = None) -> Dict[str, Any]:
@@ -103,6 +177,9 @@ def assemble_bundle(
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         producer=f"edgekd {__version__}",
     )
+    final = str(out) + ".zip" if make_zip and not str(out).endswith(".zip") else str(out)
+    if force:
+        check_replaceable(final)
     path = write_bundle(str(out), manifest, files, make_zip=make_zip, force=force)
     if sign_key is not None:
         from edgekd_runtime.signing import sign_bundle

@@ -24,7 +24,7 @@ from edgekd_runtime import Preprocessing, TensorSpec
 
 from . import build_plan
 from .budget import DEFAULT_BUDGET, Budget, JobProgress, format_seconds, keras_callback, parse_duration
-from .bundle_assembly import EVAL_SAMPLES, assemble_bundle, profile_section, student_section
+from .bundle_assembly import EVAL_SAMPLES, assemble_bundle, check_replaceable, profile_section, student_section
 from .convert import Converted
 from .convert.verified import VerifiedSet, convert_verified
 from .data import Dataset, load_dataset
@@ -139,6 +139,9 @@ def build(
     for path in (out, student_dir):
         if path.exists() and not force:
             raise DataError(f"{path} already exists", "choose another --out or pass --force to replace it")
+    if force:  # before the minutes of training, not after
+        check_replaceable(Path(str(out) + ".zip") if make_zip and out.suffix != ".zip" else out)
+        check_replaceable(student_dir, kind="student")
     fmts = list(formats or prof.formats)
     say(f"edgekd build: profile {prof.name}, time budget {format_seconds(clock.total)} (--time-budget to change), "
         f"target >= {100 * retain:g}% of the teacher's accuracy")
@@ -360,6 +363,7 @@ def _save_student(model, record: Dict[str, Any], folder: Path) -> None:
         model.save(str(staging / "student"), save_format="tf")
         (staging / "distill.json").write_text(json.dumps(record, indent=2, default=_jsonable))
         if folder.exists():
+            check_replaceable(folder, kind="student")
             shutil.rmtree(folder)
         staging.rename(folder)
     finally:

@@ -17,7 +17,7 @@ import numpy as np
 
 from edgekd_runtime import Preprocessing, TensorSpec
 
-from ..bundle_assembly import EVAL_SAMPLES, assemble_bundle, profile_section, student_section
+from ..bundle_assembly import EVAL_SAMPLES, assemble_bundle, check_replaceable, profile_section, student_section
 from ..errors import ConversionError, DataError, EdgekdError
 from . import Converted, convert, resolve_target
 from .parity import check as parity_check
@@ -131,7 +131,8 @@ def convert_student(
     calibration_samples: Optional[int] = None,
 ) -> BatchResult:
     """Convert ``student`` (a tf_keras model or its file) to every target, check parity on ``eval``
-    (or, without it, on ``calibration``), and write the bundle to ``out``.
+    (or, without it, on ``calibration``), and write the bundle to ``out``: an artifact that fails is listed after the
+    others, marked failed; when every artifact fails, nothing is written and a ConversionError says why.
 
     Data are raw (as stored); the preprocessing that maps them to the student's input is the one recorded in the
     distill.json beside ``student`` (the folder `edgekd distill`/`build` wrote, or its ``student/``); without one,
@@ -158,6 +159,8 @@ def convert_student(
     out = Path(out)
     if out.exists() and not force:
         raise DataError(f"{out} already exists", "choose another --out or pass --force to replace it")
+    if force:
+        check_replaceable(out)  # now, not after minutes of conversion
     calib = _as_dataset(calibration, labeled=False)
     test = _as_dataset(eval, labeled=True)
     check_set = test if test is not None else calib
@@ -211,6 +214,11 @@ def convert_student(
             "preprocessing": {"option": option_text(pre), "source": source},
             "artifacts": {fmt: {"path": c.artifact.path, "bytes": c.artifact.bytes, "verification": c.artifact.verification, **c.artifact.host_metrics} for fmt, c in converted.items()},
         }
+        # A refused artifact never leads the bundle (the manifest's first artifact is its primary), and a bundle
+        # of refused artifacts alone is not written: --out, and what --force would have replaced, stay as they were.
+        shipped = sorted(converted.values(), key=lambda c: c.artifact.verification == "failed")
+        if shipped[0].artifact.verification == "failed":
+            raise ConversionError(f"parity failed, nothing written to {out}: {_reasons(shipped)}", FAILURE_HINT)
         cost = _cost_or_none(model)
         assemble_bundle(
             out,
@@ -218,7 +226,7 @@ def convert_student(
             labels=labels,
             input_spec=TensorSpec([1, *expected], str(check_set.x.dtype)),
             preprocessing=pre,
-            converted=list(converted.values()),
+            converted=shipped,
             eval_x=x_raw,
             eval_y=y,
             host_outputs=keras_logits,
@@ -249,8 +257,12 @@ def _cost_or_none(model):
 def raise_for_failures(result: BatchResult) -> None:
     """After the bundle is written (so the numbers can be read), refuse to call a failed artifact a success."""
     if result.failed:
-        reasons = "; ".join(failure_reason(c.artifact) for c in result.failed)
-        raise ConversionError(f"parity failed: {reasons}", f"see {result.out / PARITY_FILE}; {FAILURE_HINT}")
+        raise ConversionError(f"parity failed: {_reasons(result.failed)}; the bundle lists them marked failed, after the others",
+                              f"see {result.out / PARITY_FILE}; {FAILURE_HINT}")
+
+
+def _reasons(converted: List[Converted]) -> str:
+    return "; ".join(failure_reason(c.artifact) for c in converted if c.artifact.verification == "failed")
 
 
 __all__ = ["BatchResult", "convert_student", "load_student", "raise_for_failures"]
