@@ -132,6 +132,28 @@ def test_int8_tflite_teacher_ending_in_softmax_is_detected(tiny, tmp_path):
     assert q.output_step > 0 and q.outputs_probabilities is False
 
 
+def test_int8_onnx_teacher_ending_in_softmax_is_detected(tiny, tmp_path):
+    """A QDQ ONNX teacher whose softmax is quantized to steps of 1/256 (the output DequantizeLinear's scale)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    _, _, ref = tiny
+    scale = np.array(1 / 256, np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Softmax", ["z"], ["p"], axis=1), helper.make_node("QuantizeLinear", ["p", "s", "zp"], ["q"]),
+         helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["probs"])],
+        "qdq_softmax", [helper.make_tensor_value_info("z", TensorProto.FLOAT, [None, 5])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [None, 5])],
+        [numpy_helper.from_array(scale, "s"), numpy_helper.from_array(np.array(0, np.uint8), "zp")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), tmp_path / "q.onnx")
+    t = load_teacher(tmp_path / "q.onnx")
+    assert t.output_step == pytest.approx(1 / 256)
+    assert np.max(np.abs(t.scores(ref).sum(1) - 1)) > 1e-3
+    z = t.logits(ref)
+    assert t.outputs_probabilities is True
+    np.testing.assert_allclose(tf.nn.softmax(z).numpy(), tf.nn.softmax(ref).numpy(), atol=0.02)
+
+
 def test_callable_and_softmax_detection(tiny):
     model, x, ref = tiny
     probs = tf.nn.softmax(ref).numpy()

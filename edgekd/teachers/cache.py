@@ -1,7 +1,7 @@
 """The teacher-output cache: a teacher's logits (or intermediate features) on a data set, computed once, kept on disk.
 
 Every entry is named by :func:`cache_key`, the one key of everything edgekd caches of a teacher (soft labels for
-build, distill, tune and compare; the feature targets of fitnet/at/crd): the cache format, the teacher's
+build, distill and tune; the feature targets of fitnet/at/crd): the cache format, the teacher's
 fingerprint (its file's sha256; for an in-memory Keras model its architecture and weights), the fingerprint of the
 preprocessed inputs, and what is cached. A teacher whose fingerprint cannot pin what it computes (a callable or a
 subclassed model given without ``fingerprint=``) is never cached.

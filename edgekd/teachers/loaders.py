@@ -167,7 +167,25 @@ def _onnx_teacher(path: Path, fp: str) -> Teacher:
         # A model exported with a fixed batch (often 1): feed it in slices of that size.
         return np.concatenate([session.run(None, {name: x[i : i + fixed_batch]})[0] for i in range(0, len(x), fixed_batch)])
 
-    return Teacher(run, fp, name=path.name, kind="onnx", input_shape=shape)
+    return Teacher(run, fp, name=path.name, kind="onnx", input_shape=shape, output_step=_onnx_output_step(path, session.get_outputs()[0].name))
+
+
+def _onnx_output_step(path: Path, output: str) -> float:
+    """The quantization step of an ONNX model's output when a DequantizeLinear with one scale produces it (a QDQ
+    int8 model: its values are multiples of that scale), else 0."""
+    try:
+        import onnx
+        from onnx import numpy_helper
+
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception:  # without the onnx package (or a graph it cannot parse) the output reads as float
+        return 0.0
+    node = next((n for n in graph.node if output in n.output), None)
+    if node is None or node.op_type != "DequantizeLinear" or len(node.input) < 2:
+        return 0.0
+    init = next((i for i in graph.initializer if i.name == node.input[1]), None)
+    scale = numpy_helper.to_array(init) if init is not None else None
+    return float(scale) if scale is not None and scale.size == 1 else 0.0
 
 
 def _tflite_teacher(path: Path, fp: str) -> Teacher:
