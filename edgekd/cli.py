@@ -203,6 +203,10 @@ def distill(
         from .errors import EdgekdError
 
         raise EdgekdError(f"{out} already exists", "choose another --out or pass --force to replace it")
+    if force:
+        from .bundle_assembly import check_replaceable
+
+        check_replaceable(out, kind="student")  # before training: a refusal must not cost the minutes of a run
     run = run_distillation(
         teacher, data, student=student, profile=profile, method=method, val=val, unlabeled=unlabeled, temperature=temperature, alpha=alpha,
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, qat=qat, prune=prune, feature_layers=parse_pairs(feature_layers),

@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 
+from conftest import run_cli
 from edgekd.cli import main
 
 
@@ -148,3 +149,14 @@ def test_build_force_replaces_only_its_bundle_and_student_folder(student, teache
     manifest = json.loads((out / "manifest.json").read_text())
     assert [a["format"] for a in manifest["artifacts"]] == ["tflite-fp32"] and manifest["name"] == "b"
     assert "selection" in json.loads((tmp_path / "b.student" / "distill.json").read_text())
+
+
+def test_distill_force_refuses_a_folder_of_user_files_before_training(tmp_path, teacher_path):
+    out = tmp_path / "notes"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    proc = run_cli("edgekd", "distill", "--teacher", str(teacher_path), "--data", "digits", "--student", "mlp:width=0.25,depth=1",
+                   "--epochs", "1", "--out", str(out), "--force", "--quiet")
+    assert proc.returncode == 2, proc.stderr
+    assert "nothing was deleted" in proc.stderr and "Traceback" not in proc.stderr and "val accuracy" not in proc.stdout
+    assert (out / "thesis.tex").read_text() == "years of work"

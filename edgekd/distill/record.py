@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
+from ..bundle_assembly import check_replaceable
 from ..errors import DataError
 from .loop import DistillResult
 
@@ -44,6 +45,7 @@ class DistillRun:
         out = Path(out)
         if out.exists() and not force:
             raise DataError(f"{out} already exists", "choose another --out or pass --force to replace it")
+        check_replaceable(out, kind="student")  # --force replaces a run's output, never a folder of the user's files
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".edgekd-distill-", dir=out.parent))
         try:
