@@ -553,3 +553,18 @@ def test_a_report_claimed_by_a_flusher_that_died_is_sent_by_the_next(tmp_path, c
         alive.wait()
     result = flush_spool(url, TOKEN, str(spool))
     assert result["sent"] == [busy["report_id"]] and os.listdir(spool) == []
+
+
+def test_a_monitor_report_with_too_few_samples_for_a_verdict_is_accepted(tiny_bundle):
+    """The runtime answers "insufficient data" below the sample size its drift verdict needs; the collector must take
+    that report like any other, not refuse it with a 422."""
+    import numpy as np
+
+    from edgekd.reports import validate_report
+    from edgekd_runtime.profiler import monitor
+
+    with np.load(os.path.join(tiny_bundle["path"], "eval.npz")) as ev:
+        x = ev["x"][:20]
+    body = monitor(tiny_bundle["path"], x)
+    assert body["drift"]["summary"]["status"] == "insufficient data"
+    validate_report(new_report(body, kind="monitor"))

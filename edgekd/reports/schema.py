@@ -49,7 +49,8 @@ class HostExpected(_Model):
 class DriftSummary(_Model):
     input_psi_mean: float = Field(ge=0)
     confidence_psi: float = Field(ge=0)
-    status: Literal["stable", "moderate", "shift"]
+    # "insufficient data": fewer field samples than the reference needs for a verdict (edgekd_runtime.drift).
+    status: Literal["stable", "moderate", "shift", "insufficient data"]
 
 
 class Drift(_Model):
