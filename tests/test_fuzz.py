@@ -168,8 +168,9 @@ def valid_manifest():
         preprocessing=Preprocessing(scale=1.0 / 16, offset=0.0, mean=[0.5], std=[0.25]),
         artifacts=[
             Artifact("model_int8.tflite", "tflite-int8", "litert", int8, TensorSpec([1, 3], "int8", scale=0.1, zero_point=0),
-                     bytes=64, settings={"ops": ["FULLY_CONNECTED"]}, host_metrics={"accuracy": 0.9}),
-            Artifact("model.onnx", "onnx", "onnxruntime", TensorSpec([1, 8, 8, 1], "float32"), TensorSpec([1, 3], "float32"), bytes=48),
+                     bytes=64, settings={"ops": ["FULLY_CONNECTED"]}, host_metrics={"accuracy": 0.9}, verification="passed"),
+            Artifact("model.onnx", "onnx", "onnxruntime", TensorSpec([1, 8, 8, 1], "float32"), TensorSpec([1, 3], "float32"), bytes=48,
+                     verification="passed"),
         ],
         files={},
         profile={"name": "android-midrange", "engine": "litert"},

@@ -99,11 +99,13 @@ def build_tiny_bundle(root):
     q_in, q_out = _io_spec(int8)
     f_in, f_out = _io_spec(fp32)
     metrics = {"accuracy": host_acc, "agreement_with_keras": 1.0}
+    # The fixture stands for a bundle whose artifacts the host checked: say so, as the host's parity check does.
+    ok = "passed"
     arts = [
-        Artifact("model_int8.tflite", "tflite-int8", "litert", q_in, q_out, len(int8), host_metrics=dict(metrics)),
-        Artifact("model_fp32.tflite", "tflite-fp32", "litert", f_in, f_out, len(fp32), host_metrics=dict(metrics)),
-        Artifact("model.onnx", "onnx", "onnxruntime", TensorSpec([-1, 8, 8, 1], "float32"), TensorSpec([-1, 10], "float32"), len(onnx_blob), host_metrics=dict(metrics)),
-        Artifact("model_tflm_int8.tflite", "tflm-int8", "tflm", q_in, q_out, len(int8), settings={"arena_size": 16384}, host_metrics=dict(metrics)),
+        Artifact("model_int8.tflite", "tflite-int8", "litert", q_in, q_out, len(int8), host_metrics=dict(metrics), verification=ok),
+        Artifact("model_fp32.tflite", "tflite-fp32", "litert", f_in, f_out, len(fp32), host_metrics=dict(metrics), verification=ok),
+        Artifact("model.onnx", "onnx", "onnxruntime", TensorSpec([-1, 8, 8, 1], "float32"), TensorSpec([-1, 10], "float32"), len(onnx_blob), host_metrics=dict(metrics), verification=ok),
+        Artifact("model_tflm_int8.tflite", "tflm-int8", "tflm", q_in, q_out, len(int8), settings={"arena_size": 16384}, host_metrics=dict(metrics), verification=ok),
     ]
     manifest = Manifest(
         name="tiny", labels=[str(i) for i in range(10)], input=TensorSpec([1, 8, 8, 1], "float32"), preprocessing=pre,
@@ -199,7 +201,7 @@ def test_engine_comes_from_the_profile_unless_a_flag_says_otherwise(tiny_bundle)
     # A Jetson bundle profiled on a machine without TensorRT: the ONNX artifact runs, and the report says why.
     m.profile["engine"] = "tensorrt"
     m.artifacts.insert(0, m.artifacts.pop(2))
-    m.artifacts.append(Artifact("model.onnx", "tensorrt", "tensorrt", m.artifacts[0].input, m.artifacts[0].output))
+    m.artifacts.append(Artifact("model.onnx", "tensorrt", "tensorrt", m.artifacts[0].input, m.artifacts[0].output, verification="not verified here"))
     art, engine, note = select_artifact(m)
     assert (art.format, engine) == ("onnx", "onnxruntime")
     assert "tensorrt is not installed here" in note
@@ -278,3 +280,12 @@ def test_model_folder_is_checked_file_by_file(tiny_bundle, tmp_path):
     os.remove(pkg / "Data" / "extra.bin")
     with Bundle.open(str(b)) as bundle:
         assert bundle.artifact_files(bundle.manifest.artifact("coreml")) == ["model.mlpackage/Data/weights.bin", "model.mlpackage/Manifest.json"]
+
+
+def test_an_artifact_written_without_a_verification_is_unverified():
+    """Only the host's parity check writes "passed": a writer that forgets it ships an artifact the runtime refuses."""
+    from edgekd_runtime import Artifact, TensorSpec
+    from edgekd_runtime.manifest import UNVERIFIED
+
+    art = Artifact("m.tflite", "tflite-fp32", "litert", TensorSpec([1, 4], "float32"), TensorSpec([1, 2], "float32"))
+    assert art.verification == UNVERIFIED == "unverified"

@@ -18,8 +18,6 @@ from .manifest import EVAL_NAME, MANIFEST_NAME, Manifest, sha256_file
 
 # An archive member larger than this is refused: a bundle for an edge device has no business being bigger.
 MAX_MEMBER_BYTES = 2 << 30
-# What an artifact reads as when its manifest entry records no verification: never "passed".
-UNVERIFIED = "unverified"
 
 
 class Bundle(object):
@@ -69,7 +67,6 @@ class Bundle(object):
             except ValueError as exc:
                 raise BundleFormatError("%s is not valid JSON: %s" % (manifest_path, exc))
             bundle = cls(root, Manifest.from_dict(data), tmp)
-            _mark_unrecorded_verification(bundle.manifest, data)
             bundle.signature = signature
             if verify:
                 bundle.verify()
@@ -248,17 +245,6 @@ def _extract(archive, dest):
 def _first_line(exc):
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _mark_unrecorded_verification(manifest, data):
-    """An artifact entry without a recorded verification reads as unverified, whatever default the schema's
-    dataclass has: only the host's own "passed" lets the runtime pick it."""
-    entries = data.get("artifacts") if isinstance(data, dict) else None
-    if not isinstance(entries, list):
-        return
-    for art, entry in zip(manifest.artifacts, entries):
-        if not isinstance(entry, dict) or entry.get("verification") in (None, ""):
-            art.verification = UNVERIFIED
 
 
 def write_bundle(

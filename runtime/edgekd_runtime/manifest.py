@@ -93,6 +93,9 @@ def _numbers(values) -> str:
     return ",".join("%.6g" % v for v in values)
 
 
+UNVERIFIED = "unverified"  # what an artifact reads as when no verification was recorded
+
+
 @dataclass
 class Artifact:
     path: str
@@ -106,8 +109,9 @@ class Artifact:
     settings: Dict[str, Any] = field(default_factory=dict)
     # What the host measured: accuracy, agreement with the Keras student, max abs diff...
     host_metrics: Dict[str, Any] = field(default_factory=dict)
-    # "passed", "failed" or "not verified here" (e.g. CoreML on Linux).
-    verification: str = "passed"
+    # "passed", "failed", "not verified here" (e.g. CoreML on Linux) or, when nothing was recorded, "unverified":
+    # only the host's parity check says "passed", so a writer that forgets it cannot ship an unchecked artifact.
+    verification: str = UNVERIFIED
     # Extra files that travel with the artifact (e.g. the TFLite Micro C array).
     companions: List[str] = field(default_factory=list)
 
@@ -353,6 +357,6 @@ def _artifact(data, where: str) -> Artifact:
         bytes=size,
         settings=dict(_object(data.get("settings", {}), where + ".settings")),
         host_metrics=dict(_object(data.get("host_metrics", {}), where + ".host_metrics")),
-        verification=_text(data.get("verification", "passed"), where + ".verification"),
+        verification=_text(data.get("verification") or UNVERIFIED, where + ".verification"),
         companions=[_text(c, "%s.companions[%d]" % (where, i)) for i, c in enumerate(_list(data.get("companions", []), where + ".companions"))],
     )

@@ -208,7 +208,10 @@ def select_artifact(manifest: Manifest, artifact: Optional[str] = None, engine: 
             )
         skipped = [a for a in manifest.artifacts if a.engine == preferred and not is_verified(a)]
         if preferred and skipped and not any(a.engine == preferred for a in usable):
-            note = "the profile's engine %s has only an unverified artifact (%s: %s), run with --allow-unverified" % (preferred, skipped[0].format, skipped[0].verification)
+            if engine_available(preferred):
+                note = "the profile's engine %s has only an unverified artifact (%s: %s), run with --allow-unverified" % (preferred, skipped[0].format, skipped[0].verification)
+            else:  # the first reason a user can act on
+                note = "the profile's engine %s is not installed here" % preferred
     if preferred and any(a.engine == preferred for a in usable):
         if engine_available(preferred):
             return [a for a in usable if a.engine == preferred][0], preferred, None
