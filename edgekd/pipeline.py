@@ -24,24 +24,22 @@ from edgekd_runtime import Preprocessing, TensorSpec
 
 from . import build_plan
 from .budget import DEFAULT_BUDGET, Budget, JobProgress, format_seconds, keras_callback, parse_duration
-from .bundle_assembly import EVAL_SAMPLES, assemble_bundle, check_replaceable, profile_section, student_section
+from .bundle_assembly import assemble_bundle, check_replaceable, profile_section, student_section
 from .convert import Converted
 from .convert.verified import VerifiedSet, convert_verified
 from .data import Dataset, load_dataset
 from .distill import DistillResult, distill
 from .distill.record import jsonable as _jsonable
 from .distill.stopping import PATIENCE
-from .errors import DataError, EdgekdError, FitError, TeacherError
-from .preprocess import check_teacher
-from .preprocess import label as preprocess_label
+from .errors import DataError, EdgekdError, FitError
 from .preprocess import parse as parse_preprocess
 from .preprocess import record as preprocess_record
-from .preprocess import resolve as resolve_preprocessing
+from .build_data import BuildData, check_teacher_on_eval, prepare_data, score_teacher
 from .profiles import DeviceProfile, load_profile
 from .qat_fallback import qat_fine_tune
-from .search_setup import student_families, validation_split
-from .selection import MAX_STUDENT_RATIO, POOL_SIZE, RETAIN, Entry, TrainingSet, candidate_pool, probe_speed
-from .sizing import FitReport, fit_report, measure_student, student_cost
+from .search_setup import student_families
+from .selection import POOL_SIZE, RETAIN, Entry, TrainingSet, candidate_pool, probe_speed
+from .sizing import MAX_STUDENT_RATIO, FitReport, fit_report, measure_student, student_cost
 from .student_choice import choose_student
 from .students import StudentSpec, build_student
 from .teachers import Teacher, data_fingerprint, load_teacher, soft_labels
@@ -145,9 +143,9 @@ def build(
     fmts = list(formats or prof.formats)
     say(f"edgekd build: profile {prof.name}, time budget {format_seconds(clock.total)} (--time-budget to change), "
         f"target >= {100 * retain:g}% of the teacher's accuracy")
-    d = _prepare_data(train_all, test, seed, say, preprocess)
+    d = prepare_data(train_all, test, seed, say, preprocess)
     teacher = load_teacher(teacher)
-    t_test = _check_teacher(teacher, d, say)
+    t_test = check_teacher_on_eval(teacher, d, say)
     job = JobProgress(progress, desc=f"build {prof.name}")
 
     # Plan: the teacher's labels timed on a few samples, the students that fit priced (near-budget ones converted and
@@ -170,7 +168,7 @@ def build(
     t_train = soft_labels(teacher, d.x_train, data_fingerprint(d.x_train), on_progress=job.update)
     t_val = soft_labels(teacher, d.x_val, data_fingerprint(d.x_val))
     job.end()
-    tset, teacher_acc, teacher_eval_acc = _score_teacher(teacher, d, t_train, t_val, t_test)
+    tset, teacher_acc, teacher_eval_acc = score_teacher(teacher, d, t_train, t_val, t_test)
     say(f"teacher {teacher.name}: {100 * tset.teacher_val_accuracy:.2f}% on the validation split, {100 * teacher_acc:.2f}% on the eval data")
 
     job.begin("student choice")
@@ -252,39 +250,7 @@ def _check_arguments(retain: float, max_student_ratio: float, candidates: int, a
         raise EdgekdError(f"alpha must be within [0, 1] (got {alpha})", "alpha weighs the teacher term; 0 trains on labels only")
 
 
-@dataclass
-class _BuildData:
-    train_all: Dataset
-    test: Dataset
-    train: Dataset  # train_all less the validation split
-    val: Dataset
-    val_note: Optional[str]  # why the validation split is too small to rank students on, else None
-    pre: Preprocessing
-    pre_label: str  # how messages name it (edgekd.preprocess.label)
-    x_train: np.ndarray  # preprocessed
-    x_val: np.ndarray
-    x_test: np.ndarray
-    num_classes: int
-    n_eval: int  # eval samples the bundle carries
-
-    @property
-    def input_shape(self):
-        return self.train.input_shape
-
-
-def _prepare_data(train_all: Dataset, test: Dataset, seed: int, say: Callable[[str], None], preprocess=None) -> _BuildData:
-    """The validation split for choosing the student and stopping its training (the eval set only measures), and
-    every set preprocessed once (by ``preprocess``; auto derives the map from the training data)."""
-    num_classes = max(train_all.num_classes, test.num_classes)
-    train, val, val_note = validation_split(train_all, num_classes, seed)
-    if val_note:
-        say(f"warning: {val_note}")
-    pre = resolve_preprocessing(preprocess, train_all)
-    x_train, x_val, x_test = (pre.apply(s.x).astype(np.float32) for s in (train, val, test))
-    return _BuildData(train_all, test, train, val, val_note, pre, preprocess_label(preprocess, pre), x_train, x_val, x_test, num_classes, min(len(test), EVAL_SAMPLES))
-
-
-def _price_candidates(prof: DeviceProfile, teacher: Teacher, d: _BuildData, student: Optional[Union[str, StudentSpec]], family: Optional[str],
+def _price_candidates(prof: DeviceProfile, teacher: Teacher, d: BuildData, student: Optional[Union[str, StudentSpec]], family: Optional[str],
                       max_student_ratio: float, upscale: bool, count: int, batch_size: int, seed: int,
                       say: Callable[[str], None]) -> Tuple[List[FitReport], List[Entry], float]:
     """(pool, entries with their training speed on this host, seconds to trace a student): the student given, or
@@ -307,30 +273,7 @@ def _price_candidates(prof: DeviceProfile, teacher: Teacher, d: _BuildData, stud
     return pool, [Entry(r, s) for r, s in zip(pool, speeds)], trace
 
 
-def _check_teacher(teacher: Teacher, d: _BuildData, say: Callable[[str], None]) -> np.ndarray:
-    """Before anything is priced or trained: the teacher's logits on the eval data, its accuracy there under the
-    build's preprocessing said, and a stop when it is near chance (the preprocessing is then almost surely not the
-    teacher's)."""
-    t_test = teacher.logits(d.x_test)
-    if t_test.shape[1] != d.num_classes:
-        raise TeacherError(f"teacher {teacher.name} outputs {t_test.shape[1]} classes but the data has {d.num_classes}", "pass the teacher trained for these labels")
-    acc = float(np.mean(t_test.argmax(1) == d.test.y))
-    say(f"teacher {teacher.name}: {100 * acc:.2f}% on the eval data ({len(d.test)} samples), inputs preprocessed as {d.pre_label}")
-    check_teacher(teacher.name, acc, d.num_classes, len(d.test), "the eval data", d.pre_label)
-    return t_test
-
-
-def _score_teacher(teacher: Teacher, d: _BuildData, t_train: np.ndarray, t_val: np.ndarray, t_test: np.ndarray) -> Tuple[TrainingSet, float, float]:
-    """(training set with the teacher's labels, teacher accuracy on the eval data, on the eval samples the bundle carries)."""
-    if t_train.shape[1] != d.num_classes:
-        raise TeacherError(f"teacher {teacher.name} outputs {t_train.shape[1]} classes but the data has {d.num_classes}", "pass the teacher trained for these labels")
-    teacher_acc = float(np.mean(t_test.argmax(1) == d.test.y))
-    teacher_eval_acc = float(np.mean(t_test[:d.n_eval].argmax(1) == d.test.y[:d.n_eval]))
-    tset = TrainingSet(d.x_train, d.train.y, t_train, d.x_val, d.val.y, t_val, tuple(d.input_shape), d.num_classes)
-    return tset, teacher_acc, teacher_eval_acc
-
-
-def _measured_fit(prof: DeviceProfile, winner: Entry, d: _BuildData) -> FitReport:
+def _measured_fit(prof: DeviceProfile, winner: Entry, d: BuildData) -> FitReport:
     """The chosen student's fit report, measured after conversion (sizing measured the near-budget ones already)."""
     spec = winner.report.spec
     fit = winner.report if winner.report.measured else fit_report(prof, spec, winner.report.cost, measure_student(prof, spec, d.input_shape, d.num_classes, d.x_train[:64]))

@@ -26,7 +26,6 @@ from .profiles import DeviceProfile
 from .sizing import FitReport, fit_report, measure_student, priced
 
 RETAIN = 0.97  # keep at least this fraction of the teacher's validation accuracy
-MAX_STUDENT_RATIO = 0.25  # a student has at most this fraction of the teacher's parameters
 POOL_SIZE = 6
 MIN_VAL_SAMPLES = 200  # fewer and one sample moves accuracy by more than half a point: too coarse to rank on
 # Fewest training samples a candidate sees in the first round: about 100 steps of 64. Fewer, and deep students are

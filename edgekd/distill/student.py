@@ -22,7 +22,7 @@ def resolve(student, profile, method: str, teacher, input_shape, num_classes: in
         raise EdgekdError("no student given", "pass --student SPEC (e.g. mobilenetv3:width=0.5) or --profile DEVICE")
     if student is None:
         from ..profiles import load_profile
-        from ..selection import MAX_STUDENT_RATIO  # the cap `edgekd build` puts on its candidates
+        from ..sizing import MAX_STUDENT_RATIO  # the cap `edgekd build` puts on its candidates
         from ..sizing import size_student
 
         cap = int(teacher.keras_model.count_params() * MAX_STUDENT_RATIO) if teacher.keras_model is not None else None

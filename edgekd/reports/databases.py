@@ -7,6 +7,7 @@ import sqlite3
 import threading
 from typing import Optional
 
+from ..errors import EdgekdError
 from .store import DB_ENV, DEFAULT_DB, NAMES, TOKENS_DDL, Store, StoreError
 
 

@@ -11,9 +11,10 @@ of edgekd uses; anything else is imported from its module.
 from .cost import Cost, model_cost, student_cost
 from .latency_fit import calibrate_profile
 from .measure import converted_cost, measure_student
-from .search import FitReport, candidates, default_family, fit_report, priced, size_student
+from .search import MAX_STUDENT_RATIO, FitReport, candidates, default_family, fit_report, priced, size_student
 
 __all__ = [
+    "MAX_STUDENT_RATIO",
     "Cost",
     "FitReport",
     "calibrate_profile",

@@ -23,6 +23,7 @@ from .measure import measure_student
 
 # How many of the best estimated candidates are converted and measured before giving up.
 MAX_VERIFIED = 4
+MAX_STUDENT_RATIO = 0.25  # a student has at most this fraction of the teacher's parameters (build and distill)
 
 
 @dataclass
