@@ -189,6 +189,7 @@ def build(
     result = distill(model, d.x_train, d.train.y, t_train, temperature=selection.temperature, alpha=selection.alpha, epochs=schedule.max_epochs,
                      batch_size=batch_size, val=(d.x_val, d.val.y), progress=False, teacher_seconds=teacher.inference_seconds, seed=seed,
                      patience=patience, deadline=clock.deadline - plan.convert_seconds - schedule.qat_seconds, steps_per_epoch=schedule.steps_per_epoch,
+                     teacher_val_accuracy=tset.teacher_val_accuracy,
                      callbacks=[keras_callback(job, schedule.max_epochs, schedule.steps, job.phases["training"])])
     job.end()
     student_acc = float(np.mean(model.predict(d.x_test, verbose=0, batch_size=256).argmax(1) == d.test.y))

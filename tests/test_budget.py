@@ -231,3 +231,29 @@ def digits_eval(build):
     from edgekd_runtime import Bundle
 
     return Bundle.open(str(build.bundle)).load_eval()[0]
+
+
+def test_the_student_is_released_from_its_teacher_once_it_catches_up(digits_split):
+    """Early-stopped distillation: a weak teacher's soft labels would hold the student at the teacher's accuracy (the
+    do-no-harm benchmark: a 94.9% teacher kept a student at 96.4% that labels alone take further), so once the
+    student is within noise of the teacher on validation, the rest of training is on labels alone."""
+    import tf_keras as keras
+
+    from edgekd.distill import distill
+
+    x, y, xv, yv = _digits_arrays(digits_split)
+    logits = np.eye(10, dtype=np.float32)[y] * 8.0
+
+    def run(teacher_val_accuracy):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input(x.shape[1:]), keras.layers.Flatten(), keras.layers.Dense(32, activation="relu"), keras.layers.Dense(10)])
+        return distill(model, x, y, logits, alpha=0.7, epochs=3, val=(xv, yv), progress=False, teacher_val_accuracy=teacher_val_accuracy)
+
+    caught_up = run(0.5)  # a teacher the student passes in its first epoch
+    assert caught_up.config["teacher_released_after_epoch"] == 1 and caught_up.history[0]["val_acc"] >= 0.5 - 0.06
+    never = run(1.0)  # a perfect teacher is never caught
+    assert never.config["teacher_released_after_epoch"] is None
+    # The same first epoch, then labels alone: the release really changes what the step trains on.
+    assert caught_up.history[0]["loss"] == pytest.approx(never.history[0]["loss"])
+    assert caught_up.history[1]["loss"] != pytest.approx(never.history[1]["loss"], rel=1e-3)
+    assert run(None).config["teacher_released_after_epoch"] is None  # and nothing is released unless asked

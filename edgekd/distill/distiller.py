@@ -26,6 +26,9 @@ class Distiller(keras.Model):
         self.teacher = teacher
         self.temperature = float(temperature)
         self.alpha = float(alpha)
+        # A variable, not a constant traced into the step: training may release the student from its teacher mid-run
+        # (stopping.teacher_release) without retracing.
+        self.alpha_weight = tf.Variable(self.alpha, trainable=False, dtype=tf.float32, name="alpha")
         self.terms = list(terms)
         # Student features the terms read, as a model sharing the student's weights: one forward pass gives all.
         self.extractor = keras.Model(student.inputs, [student.outputs[0], *feature_outputs]) if feature_outputs else None
@@ -62,9 +65,9 @@ class Distiller(keras.Model):
             # Losses in float32 even when the student computes in float16/bfloat16.
             student_logits = tf.cast(student_logits, tf.float32)
             if "probs" in targets:
-                loss = kd_loss_probs(y, targets["probs"], student_logits, self.temperature, self.alpha)
+                loss = kd_loss_probs(y, targets["probs"], student_logits, self.temperature, self.alpha_weight)
             else:
-                loss = kd_loss(y, tf.cast(targets["logits"], tf.float32), student_logits, self.temperature, self.alpha)
+                loss = kd_loss(y, tf.cast(targets["logits"], tf.float32), student_logits, self.temperature, self.alpha_weight)
             for term in self.terms:
                 loss += term.loss(targets, features, y)
             if self.student.losses:

@@ -54,6 +54,7 @@ def distill(
     deadline: Optional[float] = None,
     callbacks: Optional[List] = None,
     steps_per_epoch: Optional[int] = None,
+    teacher_val_accuracy: Optional[float] = None,
 ) -> DistillResult:
     """Train ``student`` (a tf_keras model emitting logits) on preprocessed ``x`` against labels ``y``
     (``UNLABELED`` where unknown) and the teacher's targets.
@@ -68,7 +69,9 @@ def distill(
     ``terms(student) -> (terms, feature_outputs)`` adds feature losses; ``wrap(student, total_steps) ->
     (student, callbacks, finish)`` wraps the student for QAT or pruning; ``strategy`` is a tf.distribute
     strategy; ``precision`` a mixed-precision policy (see :mod:`edgekd.distill.precision`). With a strategy or a
-    precision the student is rebuilt inside them: use ``result.student``.
+    precision the student is rebuilt inside them: use ``result.student``. ``teacher_val_accuracy`` (the teacher's
+    accuracy on ``val``): once the student is within noise of it, the rest of training is on labels alone
+    (:func:`edgekd.distill.stopping.teacher_release`).
 
     >>> import tf_keras as keras, numpy as np                      # doctest: +SKIP
     >>> result = distill(student, x, y, teacher.logits(x), epochs=5)
@@ -80,7 +83,7 @@ def distill(
     from ..progress import ProgressBar
     from .distiller import Distiller
     from .precision import resolve
-    from .stopping import stopper
+    from .stopping import stopper, teacher_release
 
     if not 0.0 <= alpha <= 1.0:
         raise EdgekdError(f"alpha must be within [0, 1] (got {alpha})", "alpha weighs the teacher term; 0 trains on labels only")
@@ -160,8 +163,11 @@ def distill(
             distiller.compile(optimizer=keras.optimizers.Adam(schedule))
         timer = _EpochTimer()
         stop = stopper(student, patience if val_ds is not None else None, deadline)
+        # The teacher's accuracy on the same validation split: the student is released from it once it catches up.
+        release = teacher_release(teacher_val_accuracy, len(val[1])) if teacher_val_accuracy is not None and val_ds is not None and alpha > 0 else None
         label = desc or f"distill T={temperature:g} a={alpha:g}"
-        fit_callbacks = [timer, stop, ProgressBar(epochs, steps, desc=label, enabled=progress), *extra_callbacks, *(callbacks or [])]
+        fit_callbacks = [timer, stop, *([release] if release else []), ProgressBar(epochs, steps, desc=label, enabled=progress), *extra_callbacks,
+                         *(callbacks or [])]
         fit = distiller.fit(ds, epochs=epochs, validation_data=val_ds, callbacks=fit_callbacks, verbose=0, steps_per_epoch=steps_per_epoch)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
@@ -186,7 +192,8 @@ def distill(
         val_accuracy=val_acc,
         seconds_per_epoch=float(np.median(steady)),
         teacher_seconds=teacher_seconds,
-        config={"method": "kd", "temperature": temperature, "alpha": alpha, "epochs": epochs, **stopping, "steps_per_epoch": steps, "batch_size": batch_size, "learning_rate": learning_rate,
+        config={"method": "kd", "temperature": temperature, "alpha": alpha, "epochs": epochs, **stopping,
+                "teacher_released_after_epoch": release.released_after if release else None, "steps_per_epoch": steps, "batch_size": batch_size, "learning_rate": learning_rate,
                 "seed": seed, "teacher_online": online_teacher is not None, "augment": augment is not None or views is not None,
                 "views": views[0].count if views is not None else None, "precision": policy or "float32",
                 "strategy": type(strategy).__name__ if strategy is not None else None,

@@ -6,6 +6,7 @@ reason and the epoch whose weights were kept are recorded in distill.json.
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Optional
 
@@ -70,3 +71,29 @@ def stopper(student, patience: Optional[int], deadline: Optional[float], monitor
                     "best_val_acc": self.best if self.best >= 0 and patience is not None else None, "patience": patience}
 
     return Stopper()
+
+
+def teacher_release(teacher_val_accuracy: float, n_val: int, monitor: str = "val_acc"):
+    """A tf_keras callback on the Distiller: early-stopped distillation (Cho & Hariharan, 2019).
+
+    Once the student's validation accuracy is within two standard errors of its teacher's, the teacher has nothing
+    left to teach, and matching its softened outputs would hold the student at the teacher's accuracy (a weak
+    teacher's, too): from the next epoch on the student trains on labels alone (alpha 0).
+    """
+    import tf_keras as keras
+
+    p = min(max(teacher_val_accuracy, 0.0), 1.0)
+    caught_up = teacher_val_accuracy - 2 * math.sqrt(max(p * (1 - p), 1e-4) / max(1, n_val))
+
+    class Release(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.released_after = None
+
+        def on_epoch_end(self, epoch, logs=None):
+            score = (logs or {}).get(monitor)
+            if self.released_after is None and score is not None and score >= caught_up:
+                self.model.alpha_weight.assign(0.0)
+                self.released_after = epoch + 1
+
+    return Release()
