@@ -57,6 +57,8 @@ def main(argv=None) -> int:
     ap.add_argument("--student", default="mobilenetv3:width=0.5,depth=3")
     ap.add_argument("--time-budget", default="15m", help="generous, so that the epochs, not the machine's load, end each run")
     ap.add_argument("--epochs", default="3", help="the same number of epochs for every run (the issue's Keras-example setting)")
+    ap.add_argument("--runs", default="chosen,labels,fixed", help="which runs, by the first word of their label")
+    ap.add_argument("--results", default="do_no_harm.json", help="file name under benchmarks/results/")
     add_data_dir_argument(ap)
     args = ap.parse_args(argv)
     data = data_dir(args.data_dir, MNIST)
@@ -65,7 +67,10 @@ def main(argv=None) -> int:
     info = weak_teacher(teacher, data)
     print(f"weak teacher: {info}", flush=True)
     rows = []
+    wanted = set(args.runs.split(","))
     for label, extra in RUNS.items():
+        if label.split(" ")[0] not in wanted:
+            continue
         out = OUT / label.split(" ")[0]
         cmd = [str(BIN / "edgekd"), "build", "--teacher", str(teacher), "--data", str(data / "mnist_train.npz"), "--eval", str(data / "mnist_test.npz"),
                "--profile", "linux-x86", "--formats", "tflite-fp32", "--student", args.student, "--time-budget", args.time_budget, "--epochs", args.epochs,
@@ -77,15 +82,17 @@ def main(argv=None) -> int:
             record = json.loads((Path(str(out) + ".student") / "distill.json").read_text())
             row.update(alpha=record["config"]["alpha"], temperature=record["config"]["temperature"], epochs_run=record["config"]["epochs_run"],
                        stopped=record["config"]["stopped"], eval_accuracy=record["student"]["eval_accuracy"],
+                       teacher_released_after_epoch=record["config"].get("teacher_released_after_epoch"),
                        teacher_settings=record["selection"]["teacher_settings"])
         else:
             row["error"] = (proc.stderr.strip().splitlines() or ["?"])[-1]
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k not in ("command", "teacher_settings")}), flush=True)
-    doc = {"teacher": info, "student": args.student, "time_budget": args.time_budget, "epochs": args.epochs, "date": time.strftime("%Y-%m-%d"), "rows": rows}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip()
+    doc = {"teacher": info, "student": args.student, "commit": commit, "time_budget": args.time_budget, "epochs": args.epochs, "date": time.strftime("%Y-%m-%d"), "rows": rows}
     (OUT / "results.json").write_text(json.dumps(doc, indent=2))
     (HERE / "results").mkdir(exist_ok=True)
-    shutil.copyfile(OUT / "results.json", HERE / "results" / "do_no_harm.json")
+    shutil.copyfile(OUT / "results.json", HERE / "results" / args.results)
     print("| run | alpha | T | epochs | student accuracy (10,000 test images) |\n|---|---|---|---|---|")
     for r in rows:
         if r["exit_code"] == 0:
