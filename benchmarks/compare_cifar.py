@@ -101,7 +101,7 @@ def qat_parity(epochs: int = 1) -> dict:
     t0 = time.perf_counter()
     distill(qat, x, train.y, logits, temperature=4.0, alpha=0.7, epochs=epochs, batch_size=128, learning_rate=3e-4, progress=False)
     log(f"quantization-aware distillation: {epochs} epoch(s), {time.perf_counter() - t0:.0f} s")
-    result = convert_student(qat, "tflite-int8", OUT / "qat_bundle", calibration=train, eval=test, force=True, eval_samples=len(test))
+    result = convert_student(qat, "tflite-int8", OUT / "qat_bundle", calibration=train, eval_data=test, force=True, eval_samples=len(test))
     m = result.converted[0].artifact.host_metrics
     float_acc = json.loads((OUT / "student.json").read_text())["keras_test_accuracy"]
     info = {"epochs": epochs, "verification": result.converted[0].artifact.verification, **m, "float_student_accuracy": float_acc, "drop_vs_float_student_points": 100 * (float_acc - m["accuracy"])}
@@ -144,7 +144,7 @@ def main(argv=None) -> int:
     log("parity of the student's artifacts on the test set")
     n_eval = eval_limit or len(test)
     parity = convert_student(
-        STUDENT, "tflite-int8,tflite-fp32,onnx,coreml", OUT / "student_bundle", calibration=train, eval=test,
+        STUDENT, "tflite-int8,tflite-fp32,onnx,coreml", OUT / "student_bundle", calibration=train, eval_data=test,
         force=True, eval_samples=n_eval,
     )
     int8 = next(c.artifact for c in parity.converted if c.artifact.format == "tflite-int8").host_metrics

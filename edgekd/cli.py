@@ -46,7 +46,7 @@ def demo(
 def build(
     teacher: Path = typer.Option(..., help="teacher model file (.keras, .h5) or SavedModel folder"),
     data: str = typer.Option(..., help="training data: .npz with x and y, an image folder, or 'digits'"),
-    eval: str = typer.Option(..., "--eval", help="evaluation data, same forms as --data"),
+    eval_data: str = typer.Option(..., "--eval", help="evaluation data, same forms as --data"),
     profile: str = typer.Option(..., help="device profile name or YAML path"),
     out: Path = typer.Option(..., help="bundle folder to write (the trained Keras student goes to OUT.student/)"),
     time_budget: str = typer.Option("20m", help="wall time for the whole build: labels, student choice, training, conversion (e.g. 20m, 1h, 90s)"),
@@ -72,7 +72,7 @@ def build(
     """Distil the smallest student that fits PROFILE within a time budget, convert it, verify it, write the bundle."""
     from .pipeline import build as run_build
 
-    result = run_build(teacher, data, eval, profile, out, student=student, family=family, retain=retain, max_student_ratio=max_student_ratio,
+    result = run_build(teacher, data, eval_data, profile, out, student=student, family=family, retain=retain, max_student_ratio=max_student_ratio,
                        upscale=upscale, candidates=candidates, formats=[f.strip() for f in formats.split(",")] if formats else None, qat=qat,
                        temperature=temperature, alpha=alpha, epochs=epochs, patience=patience, time_budget=time_budget, strict=strict,
                        make_zip=zip, force=force, progress=not quiet, sign_key=sign, preprocess=preprocess)
@@ -97,7 +97,7 @@ def convert(
     to: str = typer.Option(..., "--to", help="comma-separated targets: tflite-fp32, tflite-fp16, tflite-dynamic, tflite-int8, tflm-int8 (tflm), onnx, tensorrt, coreml"),
     out: Path = typer.Option(..., help="output folder (a bundle the runtime reads, plus parity.json)"),
     calibration: Optional[str] = typer.Option(None, help="representative data for int8 (.npz, image folder, 'digits'): training inputs"),
-    eval: Optional[str] = typer.Option(None, "--eval", help="labelled data for the parity check (default: the calibration data)"),
+    eval_data: Optional[str] = typer.Option(None, "--eval", help="labelled data for the parity check (default: the calibration data)"),
     io: Optional[str] = typer.Option(None, help="tflite-int8 input/output type: int8 (default), uint8 or float"),
     opset: int = typer.Option(17, help="ONNX opset"),
     fixed_batch: bool = typer.Option(False, "--fixed-batch", help="ONNX with batch 1 instead of a dynamic batch"),
@@ -113,7 +113,7 @@ def convert(
     from .convert.batch import convert_student, raise_for_failures
 
     result = convert_student(
-        student, to, out, calibration=calibration, eval=eval, force=force, io=io, opset=opset, fixed_batch=fixed_batch,
+        student, to, out, calibration=calibration, eval_data=eval_data, force=force, io=io, opset=opset, fixed_batch=fixed_batch,
         coreml_precision=coreml_precision, coreml_compress=coreml_compress or None, trt_precision=trt_precision, teacher_fingerprint=teacher_fingerprint,
         profile=profile, preprocess=preprocess,
     )
@@ -139,7 +139,7 @@ def compare(
     teacher: Path = typer.Option(..., help="teacher model file (.keras, .h5) or SavedModel folder (tf_keras, to prune it)"),
     student: Path = typer.Option(..., help="distilled student model file or folder"),
     data: str = typer.Option(..., help="training data: calibration for int8 and the pruning fine-tune"),
-    eval: str = typer.Option(..., "--eval", help="evaluation data, same forms as --data"),
+    eval_data: str = typer.Option(..., "--eval", help="evaluation data, same forms as --data"),
     out: Optional[Path] = typer.Option(None, help="folder for compare.json, compare.md and compare.png"),
     sparsity: float = typer.Option(0.8, help="pruning sparsity"),
     prune_epochs: int = typer.Option(2, help="fine-tune epochs while pruning"),
@@ -153,7 +153,7 @@ def compare(
     from .compare import compare as run_compare
     from .compare import print_table
 
-    result = run_compare(teacher, student, data, eval, out, sparsity=sparsity, prune_epochs=prune_epochs, runs=runs, eval_limit=eval_limit, force=force, progress=not quiet,
+    result = run_compare(teacher, student, data, eval_data, out, sparsity=sparsity, prune_epochs=prune_epochs, runs=runs, eval_limit=eval_limit, force=force, progress=not quiet,
                          preprocess=preprocess)
     print_table(result)
     for kind, path in result.files.items():

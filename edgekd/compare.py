@@ -162,7 +162,7 @@ def compare(
     teacher,
     student,
     data,
-    eval,
+    eval_data,
     out: Optional[Union[str, Path]] = None,
     *,
     sparsity: float = SPARSITY,
@@ -176,7 +176,7 @@ def compare(
     title: str = "",
     preprocess=None,
 ) -> CompareResult:
-    """Measure teacher, distilled student, pruned teacher and int8 teacher on ``eval``; write
+    """Measure teacher, distilled student, pruned teacher and int8 teacher on ``eval_data``; write
     ``compare.json``, ``compare.md`` and ``compare.png`` to ``out`` when given.
 
     Both models see the raw data through one preprocessing: the one the student's distill.json recorded (``student``
@@ -197,7 +197,7 @@ def compare(
         if out.exists() and any(out.iterdir()) and not force:
             raise DataError(f"{out} already exists", "choose another --out or pass --force to replace it")
     train = data if isinstance(data, Dataset) else load_dataset(str(data))
-    test = eval if isinstance(eval, Dataset) else load_dataset(str(eval))
+    test = eval_data if isinstance(eval_data, Dataset) else load_dataset(str(eval_data))
     if train.input_shape != test.input_shape:
         raise DataError(f"train samples are {train.input_shape} but eval samples are {test.input_shape}", "both sets must have the same sample shape")
     fixed, source = choose_for_student(preprocess, locate_student(student)[1] if isinstance(student, (str, Path)) else None)

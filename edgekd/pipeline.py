@@ -75,7 +75,7 @@ def _say(progress: bool) -> Callable[[str], None]:
 def build(
     teacher: Union[str, Path, Teacher],
     data: Union[str, Path, Dataset],
-    eval: Union[str, Path, Dataset],
+    eval_data: Union[str, Path, Dataset],
     profile: Union[str, DeviceProfile],
     out: Union[str, Path],
     *,
@@ -129,7 +129,7 @@ def build(
 
         load_private_key(str(sign_key))
     train_all = data if isinstance(data, Dataset) else load_dataset(str(data))
-    test = eval if isinstance(eval, Dataset) else load_dataset(str(eval))
+    test = eval_data if isinstance(eval_data, Dataset) else load_dataset(str(eval_data))
     if train_all.input_shape != test.input_shape:
         raise DataError(f"train samples are {train_all.input_shape} but eval samples are {test.input_shape}", "both sets must have the same sample shape")
     out = Path(out)

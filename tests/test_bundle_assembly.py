@@ -99,6 +99,6 @@ def test_convert_for_a_profile_records_it(student_files, digits_split, tmp_path)
 
     _, model = student_files
     train, test = digits_split
-    result = convert_student(model, "tflite-fp32", tmp_path / "phone", calibration=train, eval=test, profile="android-midrange")
+    result = convert_student(model, "tflite-fp32", tmp_path / "phone", calibration=train, eval_data=test, profile="android-midrange")
     with Bundle.open(str(result.out)) as bundle:
         assert bundle.manifest.profile == {"name": "android-midrange", "device_class": "phone", "engine": "litert"}

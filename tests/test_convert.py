@@ -48,7 +48,7 @@ def converted_all(student, digits_split, tmp_path_factory):
     _, path, _ = student
     train, test = digits_split
     out = tmp_path_factory.mktemp("conv") / "all"
-    return convert_student(path, ALL_TARGETS, out, calibration=train, eval=test, labels=[f"digit {i}" for i in range(10)], teacher_fingerprint="f" * 64, trt_precision="int8")
+    return convert_student(path, ALL_TARGETS, out, calibration=train, eval_data=test, labels=[f"digit {i}" for i in range(10)], teacher_fingerprint="f" * 64, trt_precision="int8")
 
 
 def test_every_target_converts_and_runnable_ones_pass_parity(converted_all):

@@ -191,7 +191,7 @@ def test_per_channel_mean_std_bundle_matches_the_keras_student_on_raw_inputs(dig
     with pytest.raises(EdgekdError, match="mean has 2 values but the samples"):
         convert_student(model, "tflite-fp32", tmp_path / "bad", calibration=Dataset(rgb(train.x), None), preprocess="mean=1,2,std=1")
     pre = Preprocessing(mean=mean, std=std)
-    result = convert_student(model, "tflite-fp32", tmp_path / "conv", calibration=Dataset(rgb(train.x), None), eval=Dataset(rgb(test.x), test.y),
+    result = convert_student(model, "tflite-fp32", tmp_path / "conv", calibration=Dataset(rgb(train.x), None), eval_data=Dataset(rgb(test.x), test.y),
                              preprocess=pre)
     assert not result.failed
     manifest = Bundle.open(str(tmp_path / "conv")).manifest

@@ -113,7 +113,7 @@ def convert_student(
     out,
     *,
     calibration=None,
-    eval=None,
+    eval_data=None,
     preprocessing: Optional[Preprocessing] = None,
     preprocess: Optional[Union[str, Preprocessing]] = None,
     force: bool = False,
@@ -130,7 +130,7 @@ def convert_student(
     eval_samples: int = EVAL_SAMPLES,
     calibration_samples: Optional[int] = None,
 ) -> BatchResult:
-    """Convert ``student`` (a tf_keras model or its file) to every target, check parity on ``eval``
+    """Convert ``student`` (a tf_keras model or its file) to every target, check parity on ``eval_data``
     (or, without it, on ``calibration``), and write the bundle to ``out``: an artifact that fails is listed after the
     others, marked failed; when every artifact fails, nothing is written and a ConversionError says why.
 
@@ -142,7 +142,7 @@ def convert_student(
     ``profile`` (a device profile or its name): recorded in the manifest, so the device runs its engine's
     artifact first; its op limits apply to tflm-int8 unless ``op_limits`` is given.
 
-    >>> r = convert_student("student.keras", "tflite-int8,onnx,coreml", "out/conv", calibration="train.npz", eval="test.npz")  # doctest: +SKIP
+    >>> r = convert_student("student.keras", "tflite-int8,onnx,coreml", "out/conv", calibration="train.npz", eval_data="test.npz")  # doctest: +SKIP
     >>> [(c.artifact.format, c.artifact.verification) for c in r.converted]
     """
     from ..data import preprocessing_for
@@ -162,7 +162,7 @@ def convert_student(
     if force:
         check_replaceable(out)  # now, not after minutes of conversion
     calib = _as_dataset(calibration, labeled=False)
-    test = _as_dataset(eval, labeled=True)
+    test = _as_dataset(eval_data, labeled=True)
     check_set = test if test is not None else calib
     if check_set is None:
         raise DataError("parity needs data: no --eval and no --calibration given", "pass --eval (labelled test data) or --calibration (training inputs)")
