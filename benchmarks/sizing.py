@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from edgekd.profiles import available_profiles, load_profile  # noqa: E402
-from edgekd.sizing import calibrate_profile, size_student, student_cost  # noqa: E402
+from edgekd.sizing import fit_latency, size_student, student_cost  # noqa: E402
 from edgekd.students import StudentSpec, build_student  # noqa: E402
 
 MCU_INPUT = (96, 96, 1)
@@ -115,7 +115,7 @@ def latency_rows(runs: int):
     out = {"overhead_ms": before.compute.overhead_ms, "efficiency_profile": before.compute.efficiency, "sets": {}}
     for name, specs in sets.items():
         reports = time_students(specs, runs)
-        cal = calibrate_profile(before, [reports[CALIBRATE_FROM]])
+        cal = fit_latency(before, [reports[CALIBRATE_FROM]])
         rows = []
         for rep in reports:
             macs, acts, p50 = rep["student"]["macs"], rep["student"]["activation_elems"], rep["latency"]["p50_ms"]

@@ -4,7 +4,7 @@ through the runtime's ``write_bundle`` under the runtime's manifest schema (``ed
 ``edgekd build`` and ``edgekd convert`` both end here, so a bundle from either carries the same parts: the
 artifacts with their parity, ``eval.npz`` (raw eval inputs, labels when known, the host's outputs), the
 reference outputs in the manifest, the drift reference ``edgekd-runtime monitor`` compares field data with,
-the student's MACs and activation elements ``edgekd profiles calibrate`` fits latency with, the device
+the student's MACs and activation elements ``edgekd profiles fit-latency`` fits latency with, the device
 profile when one is known, preprocessing and labels.
 """
 from __future__ import annotations
@@ -116,7 +116,7 @@ def profile_section(profile: "DeviceProfile", fit: Optional["FitReport"] = None)
 
 def student_section(cost: Optional["Cost"], params: int, **details: Any) -> Dict[str, Any]:
     """The manifest's ``student``: its size and, when its cost is known, the MACs and activation elements a
-    profile's latency model is calibrated with."""
+    profile's latency model is fitted with."""
     section: Dict[str, Any] = {"params": int(params)}
     if cost is not None:
         section.update(macs=cost.macs, activation_elems=cost.activation_traffic_elems)

@@ -77,23 +77,27 @@ def profiles_show(name: str):
     typer.echo(yaml.safe_dump(load_profile(name).model_dump(), sort_keys=False))
 
 
-@profiles_app.command("calibrate")
-def profiles_calibrate(
+@profiles_app.command("fit-latency")
+def profiles_fit_latency(
     name: str = typer.Argument(..., help="device profile name or YAML path"),
     more_reports: Optional[List[Path]] = typer.Argument(None, hidden=True),
     reports: List[Path] = typer.Option(..., "--reports", help="runtime report JSON(s) measured on the device"),
     bundle: Optional[List[Path]] = typer.Option(None, "--bundle", help="the bundle(s) the reports measured, for the model's MACs"),
-    out: Optional[Path] = typer.Option(None, help="where to write the calibrated profile (default: NAME.calibrated.yaml here)"),
+    out: Optional[Path] = typer.Option(None, help="where to write the fitted profile (default: NAME.latency-fit.yaml here)"),
 ):
-    """Fit PROFILE's compute efficiency to measured latency and write the calibrated profile."""
+    """Fit PROFILE's compute efficiency to measured latency and write the fitted profile."""
     from .profiles import save_profile
-    from .sizing import calibrate_profile
+    from .sizing import fit_latency
 
     files = list(reports) + list(more_reports or [])
-    cal = calibrate_profile(name, [str(f) for f in files], [str(b) for b in bundle] if bundle else None)
-    target = out or Path(f"{cal.profile.name}.calibrated.yaml")
-    save_profile(cal.profile, target, f"{cal.profile.name} calibrated by edgekd from {len(files)} report(s): " + ", ".join(str(f) for f in files))
+    cal = fit_latency(name, [str(f) for f in files], [str(b) for b in bundle] if bundle else None)
+    target = out or Path(f"{cal.profile.name}.latency-fit.yaml")
+    save_profile(cal.profile, target, f"{cal.profile.name} latency fitted by edgekd from {len(files)} report(s): " + ", ".join(str(f) for f in files))
     typer.echo(f"efficiency {cal.efficiency_before:.4g} -> {cal.efficiency_after:.4g}, overhead {cal.overhead_before_ms:.4g} -> {cal.overhead_after_ms:.4g} ms")
     for p in cal.points:
         typer.echo(f"  {p['source']}: {p['macs']:.4g} MACs, measured p50 {p['p50_ms']:.4g} ms, estimate {p['estimate_before_ms']:.4g} -> {p['estimate_after_ms']:.4g} ms")
-    typer.echo(f"calibrated profile: {target}")
+    typer.echo(f"latency-fitted profile: {target}")
+
+
+# The command's first name, kept so that scripts written against it still run ("calibration" now means int8 data).
+profiles_app.command("calibrate", hidden=True)(profiles_fit_latency)

@@ -1,5 +1,5 @@
 """One bundle assembler for build and convert: a bundle written by `edgekd convert` carries what the device
-tools need, so `edgekd-runtime monitor` checks drift on it and `edgekd profiles calibrate` fits a profile to a
+tools need, so `edgekd-runtime monitor` checks drift on it and `edgekd profiles fit-latency` fits a profile to a
 latency measured on it, as they do for a bundle from `edgekd build`."""
 import json
 
@@ -86,7 +86,7 @@ def test_convert_bundle_calibrates_a_profile(convert_bundle, tmp_path):
     report["latency"]["p50_ms"] = prof.compute.overhead_ms + 2 * prof.variable_latency_ms(macs, "fp32", acts)
     report_path.write_text(json.dumps(report))
     out = tmp_path / "x86.yaml"
-    proc = run_cli("edgekd", "profiles", "calibrate", "linux-x86", "--reports", str(report_path), "--bundle", str(convert_bundle), "--out", str(out))
+    proc = run_cli("edgekd", "profiles", "fit-latency", "linux-x86", "--reports", str(report_path), "--bundle", str(convert_bundle), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     calibrated = load_profile(str(out))
     assert calibrated.compute.efficiency == pytest.approx(prof.compute.efficiency / 2, rel=1e-3)

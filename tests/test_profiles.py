@@ -1,4 +1,4 @@
-"""Device profiles: the schema refuses bad files by field name; calibration fits measured latency."""
+"""Device profiles: the schema refuses bad files by field name; the latency fit matches measured latency."""
 import json
 
 import pytest
@@ -7,7 +7,7 @@ import yaml
 from conftest import run_cli
 from edgekd.errors import ProfileError
 from edgekd.profiles import FORMATS, available_profiles, load_profile, save_profile
-from edgekd.sizing import calibrate_profile
+from edgekd.sizing import fit_latency
 
 
 def _raw(name="cortex-m7"):
@@ -81,7 +81,7 @@ def _report(macs, p50, fmt="tflite-int8"):
 
 def test_one_report_sets_efficiency_so_the_estimate_matches():
     before = load_profile("raspberry-pi-4")
-    cal = calibrate_profile(before, [_report(20e6, 4.0)])
+    cal = fit_latency(before, [_report(20e6, 4.0)])
     assert cal.overhead_after_ms == before.compute.overhead_ms
     assert cal.profile.estimate_latency_ms(20e6) == pytest.approx(4.0, rel=1e-4)
     # latency = 0.3 + 1000 * 20e6 / (9.6e10 * eff) = 4.0  ->  eff = 20e9 / (9.6e10 * 3.7)
@@ -94,7 +94,7 @@ def test_reports_of_different_sizes_also_fit_the_overhead():
     prof = load_profile("raspberry-pi-4")
     rate = prof.compute.peak_macs_per_s["int8"] * 0.02
     reports = [_report(m, 0.4 + 1000 * m / rate) for m in (1e6, 1e7, 1e8)]
-    cal = calibrate_profile(prof, reports)
+    cal = fit_latency(prof, reports)
     assert cal.overhead_after_ms == pytest.approx(0.4, rel=1e-3)
     assert cal.efficiency_after == pytest.approx(0.02, rel=1e-3)
 
@@ -106,15 +106,15 @@ def test_macs_come_from_the_bundle_manifest(tmp_path):
         "student": {"macs": 5e6, "spec": "mobilenetv3:width=0.5,depth=3"}, "input": {"shape": [1, 32, 32, 3]}, "labels": [str(i) for i in range(10)],
     }))
     report = {"format": "tflite-int8", "latency": {"p50_ms": 1.0}}
-    cal = calibrate_profile("raspberry-pi-4", [report], bundles=[str(bundle)])
+    cal = fit_latency("raspberry-pi-4", [report], bundles=[str(bundle)])
     assert cal.points[0]["macs"] == 5e6
     with pytest.raises(ProfileError, match="MACs"):
-        calibrate_profile("raspberry-pi-4", [report])
+        fit_latency("raspberry-pi-4", [report])
     # linux-x86 also prices activation elements: re-derived from the student spec the manifest records.
     from edgekd.sizing import student_cost
     from edgekd.students import StudentSpec
 
-    cal = calibrate_profile("linux-x86", [report], bundles=[str(bundle)])
+    cal = fit_latency("linux-x86", [report], bundles=[str(bundle)])
     assert cal.points[0]["activation_elems"] == student_cost(StudentSpec(width=0.5, depth=3), (32, 32, 3), 10).activation_traffic_elems
     assert cal.profile.estimate_latency_ms(5e6, "int8", cal.points[0]["activation_elems"]) == pytest.approx(1.0, rel=1e-3)
 
@@ -124,43 +124,43 @@ def test_activation_term_scales_with_the_efficiency():
     assert prof.compute.activation_ns_per_elem > 0
     slower = [_report(m, 2 * prof.estimate_latency_ms(m, "int8", a) - prof.compute.overhead_ms) for m, a in [(1e7, 1e6)]]
     slower[0]["activation_elems"] = 1e6
-    cal = calibrate_profile(prof, slower)
+    cal = fit_latency(prof, slower)
     # Twice as slow on everything variable: half the efficiency, twice the time per element.
     assert cal.efficiency_after == pytest.approx(prof.compute.efficiency / 2, rel=1e-3)
     assert cal.profile.compute.activation_ns_per_elem == pytest.approx(2 * prof.compute.activation_ns_per_elem, rel=1e-3)
     with pytest.raises(ProfileError, match="activation elements"):
-        calibrate_profile(prof, [_report(1e7, 1.0)])
+        fit_latency(prof, [_report(1e7, 1.0)])
 
 
 def test_impossible_reports_are_refused():
     with pytest.raises(ProfileError, match="peak MAC/s"):
-        calibrate_profile("cortex-m4f", [_report(1e9, 5.0)])  # 1 GMAC in 4 ms on a 128 MMAC/s MCU
+        fit_latency("cortex-m4f", [_report(1e9, 5.0)])  # 1 GMAC in 4 ms on a 128 MMAC/s MCU
     with pytest.raises(ProfileError, match="overhead"):
-        calibrate_profile("cortex-m4f", [_report(1e6, 0.5)])  # below the 1 ms fixed overhead
+        fit_latency("cortex-m4f", [_report(1e6, 0.5)])  # below the 1 ms fixed overhead
     with pytest.raises(ProfileError, match="latency.p50_ms"):
-        calibrate_profile("cortex-m4f", [{"macs": 1e6}])
+        fit_latency("cortex-m4f", [{"macs": 1e6}])
 
 
 def test_save_profile_round_trips(tmp_path):
-    cal = calibrate_profile("jetson-nano", [_report(50e6, 3.0, fmt="onnx")])
+    cal = fit_latency("jetson-nano", [_report(50e6, 3.0, fmt="onnx")])
     path = save_profile(cal.profile, tmp_path / "out" / "nano.yaml", "calibrated\nfrom a test")
     assert path.read_text().startswith("# calibrated\n# from a test\n")
     assert load_profile(str(path)) == cal.profile
 
 
-def test_cli_calibrate_writes_a_loadable_profile(tmp_path):
+def test_cli_fit_latency_writes_a_loadable_profile(tmp_path):
     reports = []
     for i, (macs, p50) in enumerate([(2e6, 0.5), (4e7, 3.0)]):
         path = tmp_path / f"r{i}.json"
         path.write_text(json.dumps(_report(macs, p50)))
         reports.append(str(path))
     out = tmp_path / "x86.yaml"
-    proc = run_cli("edgekd", "profiles", "calibrate", "raspberry-pi-4", "--reports", *reports, "--out", str(out))
+    proc = run_cli("edgekd", "profiles", "fit-latency", "raspberry-pi-4", "--reports", *reports, "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "efficiency" in proc.stdout and out.is_file()
     p = load_profile(str(out))
     assert p.name == "raspberry-pi-4" and p.estimate_latency_ms(2e6) == pytest.approx(0.5, rel=0.05) and p.estimate_latency_ms(4e7) == pytest.approx(3.0, rel=0.05)
-    bad = run_cli("edgekd", "profiles", "calibrate", "raspberry-pi-4", "--reports", str(tmp_path / "missing.json"))
+    bad = run_cli("edgekd", "profiles", "fit-latency", "raspberry-pi-4", "--reports", str(tmp_path / "missing.json"))
     assert bad.returncode == 2 and "cannot read report" in bad.stderr
 
 
@@ -174,3 +174,9 @@ def test_profiles_do_not_import_sizing():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_the_old_command_name_still_runs(tmp_path):
+    """`edgekd profiles calibrate` became `fit-latency` ("calibration" is int8 data): scripts using the old name work."""
+    proc = run_cli("edgekd", "profiles", "calibrate", "raspberry-pi-4", "--reports", str(tmp_path / "missing.json"))
+    assert proc.returncode == 2 and "missing.json" in proc.stderr and "No such command" not in proc.stderr

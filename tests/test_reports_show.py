@@ -52,7 +52,7 @@ def _fill(store):
 
 
 def _check_comparisons(store):
-    from edgekd.reports.analysis import host_vs_device, latency_calibration
+    from edgekd.reports.analysis import host_vs_device, latency_factors
 
     by_device = {c.device_id: c for c in host_vs_device(store)}
     good, slow = by_device["pi-good"], by_device["pi-slow"]
@@ -61,7 +61,7 @@ def _check_comparisons(store):
     assert slow.accuracy_gap_pts == pytest.approx(-2.0)
     assert slow.flags == ["accuracy 2.0 pts under the host", "latency 4.0x the profile's estimate", "input drift: shift"]
     assert [c.device_id for c in host_vs_device(store, device="pi-good")] == ["pi-good"]
-    cal = latency_calibration(store)["android-midrange"]
+    cal = latency_factors(store)["android-midrange"]
     assert cal["reports"] == 3 and cal["factor"] == pytest.approx(0.9)
 
 
@@ -76,7 +76,7 @@ def test_show_flags_gaps_and_writes_html_with_plots(tmp_path):
     html = tmp_path / "page.html"
     proc = run_cli("edgekd", "reports", "show", "--db", str(db), "--html", str(html), "--json", str(tmp_path / "c.json"))
     assert proc.returncode == 0, proc.stderr
-    assert "accuracy 2.0 pts under the host" in proc.stdout and "calibration android-midrange" in proc.stdout
+    assert "accuracy 2.0 pts under the host" in proc.stdout and "latency factor android-midrange" in proc.stdout
     page = html.read_text()
     assert page.count('src="data:image/png;base64,') == 3
     assert "Latency per device" in page and "Accuracy per device" in page and "Drift over time" in page
@@ -93,26 +93,26 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_profile_calibration_reads_the_store(tmp_path):
+def test_latency_fit_reads_the_store(tmp_path):
     from edgekd.profiles import load_profile
-    from edgekd.reports.analysis import calibrate_from_store
+    from edgekd.reports.analysis import fit_latency_from_store
     from edgekd.reports.databases import open_store
 
     db = tmp_path / "r.sqlite"
     store = open_store(str(db))
     _fill(store)
-    cal = calibrate_from_store(store, "android-midrange", device="pi-good")
+    cal = fit_latency_from_store(store, "android-midrange", device="pi-good")
     store.close()
     # The two pi-good reports (0.40 and 0.45 ms) are slower than the profile's 0.27 ms estimate: lower efficiency.
     assert [p["p50_ms"] for p in cal.points] == [0.40, 0.45]
     assert cal.efficiency_after < cal.efficiency_before
     assert min(p["estimate_after_ms"] for p in cal.points) < 0.45 < max(p["estimate_after_ms"] for p in cal.points) + 0.05
     out = tmp_path / "cal.yaml"
-    proc = run_cli("edgekd", "reports", "calibrate", "android-midrange", "--db", str(db), "--out", str(out))
+    proc = run_cli("edgekd", "reports", "fit-latency", "android-midrange", "--db", str(db), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "(3 reports)" in proc.stdout
     assert load_profile(str(out)).compute.efficiency < load_profile("android-midrange").compute.efficiency
-    proc = run_cli("edgekd", "reports", "calibrate", "jetson-nano", "--db", str(db))
+    proc = run_cli("edgekd", "reports", "fit-latency", "jetson-nano", "--db", str(db))
     assert proc.returncode == 2 and "no stored profile reports" in proc.stderr
 
 

@@ -96,10 +96,10 @@ def _flag(c: Comparison) -> None:
         c.flags.append(f"input drift: {c.drift_status}")
 
 
-def latency_calibration(store: Store) -> Dict[str, Dict[str, float]]:
+def latency_factors(store: Store) -> Dict[str, Dict[str, float]]:
     """Per device profile: median of measured p50 / the cost model's estimate over all profile reports.
 
-    What profile calibration reads: multiply a profile's latency estimates by ``factor`` to match the fleet.
+    What a latency fit reads: multiply a profile's latency estimates by ``factor`` to match the fleet.
     """
     ratios: Dict[str, List[float]] = {}
     for row in store.query(kind="profile"):
@@ -128,13 +128,13 @@ def table(comparisons: List[Comparison]) -> List[List[str]]:
     return rows
 
 
-def calibrate_from_store(store: Store, profile: str, bundle: Optional[str] = None, device: Optional[str] = None):
-    """Calibrate device profile ``profile`` from the profile reports stored for it (edgekd.sizing.calibrate_profile
+def fit_latency_from_store(store: Store, profile: str, bundle: Optional[str] = None, device: Optional[str] = None):
+    """Calibrate device profile ``profile`` from the profile reports stored for it (edgekd.sizing.fit_latency
     on their bodies: measured p50 and the student's MACs that each report carries)."""
     from ..errors import EdgekdError
-    from ..sizing import calibrate_profile
+    from ..sizing import fit_latency
 
     reports = [r["body"] for r in store.query(bundle=bundle, device=device, kind="profile", with_body=True) if r["profile"] == profile]
     if not reports:
         raise EdgekdError(f"no stored profile reports for profile {profile}", "devices send them with edgekd-runtime profile --report-to")
-    return calibrate_profile(profile, reports)
+    return fit_latency(profile, reports)

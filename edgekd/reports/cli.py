@@ -105,7 +105,7 @@ def reports_show(
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the comparison as JSON here"),
 ):
     """Host-expected vs device-measured latency and accuracy per bundle and device, gaps flagged."""
-    from .analysis import host_vs_device, latency_calibration, table
+    from .analysis import host_vs_device, latency_factors, table
     from .databases import open_store
 
     store = open_store(db)
@@ -117,11 +117,11 @@ def reports_show(
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for r in rows:
             typer.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
-        calibration = latency_calibration(store)
-        for name, c in calibration.items():
-            typer.echo(f"calibration {name}: measured p50 = {c['factor']:.2f} x the profile's estimate ({int(c['reports'])} reports)")
+        factors = latency_factors(store)
+        for name, c in factors.items():
+            typer.echo(f"latency factor {name}: measured p50 = {c['factor']:.2f} x the profile's estimate ({int(c['reports'])} reports)")
         if json_out:
-            json_out.write_text(json.dumps({"comparisons": [c.to_dict() for c in comparisons], "latency_calibration": calibration}, indent=2))
+            json_out.write_text(json.dumps({"comparisons": [c.to_dict() for c in comparisons], "latency_factors": factors}, indent=2))
         if html:
             from .html import render_html
 
@@ -130,28 +130,28 @@ def reports_show(
         store.close()
 
 
-@reports_app.command("calibrate")
-def reports_calibrate(
+@reports_app.command("fit-latency")
+def reports_fit_latency(
     profile: str = typer.Argument(..., help="device profile name (as the reports name it)"),
     db: Optional[str] = typer.Option(None, help=DB_HELP),
     bundle: Optional[str] = typer.Option(None, help="only reports of this bundle"),
     device: Optional[str] = typer.Option(None, help="only reports of this device id"),
-    out: Optional[Path] = typer.Option(None, help="where to write the calibrated profile (default: PROFILE.calibrated.yaml here)"),
+    out: Optional[Path] = typer.Option(None, help="where to write the fitted profile (default: PROFILE.latency-fit.yaml here)"),
 ):
-    """Fit PROFILE's compute efficiency to the latency its devices reported (edgekd profiles calibrate, from the store)."""
+    """Fit PROFILE's compute efficiency to the latency its devices reported (edgekd profiles fit-latency, from the store)."""
     from ..profiles import save_profile
-    from .analysis import calibrate_from_store
+    from .analysis import fit_latency_from_store
     from .databases import open_store
 
     store = open_store(db)
     try:
-        cal = calibrate_from_store(store, profile, bundle=bundle, device=device)
+        cal = fit_latency_from_store(store, profile, bundle=bundle, device=device)
     finally:
         store.close()
-    target = out or Path(f"{cal.profile.name}.calibrated.yaml")
-    save_profile(cal.profile, target, f"{cal.profile.name} calibrated by edgekd from {len(cal.points)} stored report(s)")
+    target = out or Path(f"{cal.profile.name}.latency-fit.yaml")
+    save_profile(cal.profile, target, f"{cal.profile.name} latency fitted by edgekd from {len(cal.points)} stored report(s)")
     typer.echo(f"efficiency {cal.efficiency_before:.4g} -> {cal.efficiency_after:.4g}, overhead {cal.overhead_before_ms:.4g} -> {cal.overhead_after_ms:.4g} ms ({len(cal.points)} reports)")
-    typer.echo(f"calibrated profile: {target}")
+    typer.echo(f"latency-fitted profile: {target}")
 
 
 @bundle_app.command("keygen")
@@ -188,3 +188,7 @@ def bundle_verify(
 
     with Bundle.open(str(bundle), public_key=str(public_key), require_signature=True) as b:
         typer.echo(f"{bundle}: {len(b.manifest.files)} files match manifest.json; signature {b.signature}")
+
+
+# The command's first name, kept so that scripts written against it still run ("calibration" now means int8 data).
+reports_app.command("calibrate", hidden=True)(reports_fit_latency)

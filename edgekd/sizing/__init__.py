@@ -9,7 +9,7 @@ Imports go one way: sizing uses ``edgekd.profiles``, never the reverse. The name
 of edgekd uses; anything else is imported from its module.
 """
 from .cost import Cost, model_cost, student_cost
-from .latency_fit import calibrate_profile
+from .latency_fit import fit_latency
 from .measure import converted_cost, measure_student
 from .search import MAX_STUDENT_RATIO, FitReport, candidates, default_family, fit_report, priced, size_student
 
@@ -17,7 +17,7 @@ __all__ = [
     "MAX_STUDENT_RATIO",
     "Cost",
     "FitReport",
-    "calibrate_profile",
+    "fit_latency",
     "candidates",
     "converted_cost",
     "default_family",

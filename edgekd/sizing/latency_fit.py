@@ -1,4 +1,4 @@
-"""Fitting a device profile's latency model to latency measured on the device (``edgekd profiles calibrate``).
+"""Fitting a device profile's latency model to latency measured on the device (``edgekd profiles fit-latency``).
 
 The profile estimates latency from a model's MACs and activation elements (``DeviceProfile.estimate_latency_ms``);
 runtime reports say what the device really took. This module scales the profile's efficiency (and, given models
@@ -23,8 +23,8 @@ from .cost import student_cost
 
 
 @dataclass
-class Calibration:
-    profile: DeviceProfile  # the calibrated profile
+class LatencyFit:
+    profile: DeviceProfile  # the profile with its latency model fitted
     efficiency_before: float
     efficiency_after: float
     points: List[dict]  # per report: macs, precision, measured p50, estimate before and after
@@ -65,7 +65,7 @@ def _report_model(report: dict, bundle, needs_activations: bool):
     return macs, acts or 0.0
 
 
-def calibrate_profile(profile, reports: Sequence, bundles: Optional[Sequence] = None, fit_overhead: bool = True) -> Calibration:
+def fit_latency(profile, reports: Sequence, bundles: Optional[Sequence] = None, fit_overhead: bool = True) -> LatencyFit:
     """Set ``compute.efficiency`` so that the latency estimate matches the reports' measured p50.
 
     Each report is a runtime report (a dict or a JSON file path) with ``latency.p50_ms``; the model's MACs
@@ -77,7 +77,7 @@ def calibrate_profile(profile, reports: Sequence, bundles: Optional[Sequence] = 
     """
     profile = load_profile(profile)
     if not reports:
-        raise ProfileError("no reports to calibrate from", "pass at least one runtime report JSON (edgekd-runtime profile BUNDLE --json report.json)")
+        raise ProfileError("no reports to fit the latency to", "pass at least one runtime report JSON (edgekd-runtime profile BUNDLE --json report.json)")
     if bundles is not None and len(bundles) not in (1, len(reports)):
         raise ProfileError(f"{len(bundles)} bundles for {len(reports)} reports", "pass one bundle per report, or one for all")
     points = []
@@ -123,7 +123,7 @@ def calibrate_profile(profile, reports: Sequence, bundles: Optional[Sequence] = 
     if profile.compute.activation_ns_per_elem:
         update["activation_ns_per_elem"] = round(profile.compute.activation_ns_per_elem * e0 / efficiency, 6)
     compute = profile.compute.model_copy(update=update)
-    calibrated = profile.model_copy(update={"compute": compute})
+    fitted = profile.model_copy(update={"compute": compute})
     for p in points:
-        p["estimate_after_ms"] = calibrated.estimate_latency_ms(p["macs"], p["precision"], p["activation_elems"])
-    return Calibration(calibrated, profile.compute.efficiency, calibrated.compute.efficiency, points, profile.compute.overhead_ms, calibrated.compute.overhead_ms)
+        p["estimate_after_ms"] = fitted.estimate_latency_ms(p["macs"], p["precision"], p["activation_elems"])
+    return LatencyFit(fitted, profile.compute.efficiency, fitted.compute.efficiency, points, profile.compute.overhead_ms, fitted.compute.overhead_ms)

@@ -143,7 +143,7 @@ def _profile(bundle, runs, warmup, artifact, engine, inputs, options):
         "peak_memory_mb": peak_memory_mb(),
         "device": device_info(),
         "host_expected": host_expectations(manifest, warm.artifact),
-        # The model's size, so that a profile can be calibrated from reports alone (edgekd reports calibrate).
+        # The model's size, so that a profile's latency can be fitted from reports alone (edgekd reports fit-latency).
         "student": {k: manifest.student[k] for k in ("spec", "params", "macs") if k in manifest.student},
     }
     report.update(accuracy_report(scores, y, host))
