@@ -94,6 +94,18 @@ def test_tflite_file_float_and_int8(tiny, tmp_path):
     assert np.max(np.abs(q - ref)) < 0.1 * (np.max(np.abs(ref)) + 1e-6) + 0.05
 
 
+def _int8_tflite(model, x, path):
+    """A full-integer (int8 in, int8 out) TFLite file of ``model``, calibrated on ``x``."""
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([x[i : i + 1]] for i in range(len(x)))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf.int8
+    path.write_bytes(conv.convert())
+
+
 def test_int8_tflite_teacher_ending_in_softmax_is_detected(tiny, tmp_path):
     """Fully int8 TFLite teachers quantize their softmax to steps of 1/256: a row of 5 such probabilities misses 1 by
     more than a float softmax would, and must still read as probabilities, not as logits."""
@@ -103,12 +115,7 @@ def test_int8_tflite_teacher_ending_in_softmax_is_detected(tiny, tmp_path):
     x = np.random.default_rng(1).random((64, 8, 8, 1)).astype(np.float32)
     ref = model(x).numpy()
     probs_model = keras.Model(model.inputs, keras.layers.Softmax()(model.outputs[0]))
-    conv = tf.lite.TFLiteConverter.from_keras_model(probs_model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([x[i : i + 1]] for i in range(len(x)))
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = conv.inference_output_type = tf.int8
-    (tmp_path / "q_softmax.tflite").write_bytes(conv.convert())
+    _int8_tflite(probs_model, x, tmp_path / "q_softmax.tflite")
 
     t = load_teacher(tmp_path / "q_softmax.tflite")
     assert t.output_step == pytest.approx(1 / 256)
@@ -121,12 +128,7 @@ def test_int8_tflite_teacher_ending_in_softmax_is_detected(tiny, tmp_path):
         np.testing.assert_allclose(tf.nn.softmax(z / T).numpy(), tf.nn.softmax(ref / T).numpy(), atol=0.03)
 
     # The int8 logits model (no softmax) stays logits, whatever its output step.
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([x[i : i + 1]] for i in range(len(x)))
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = conv.inference_output_type = tf.int8
-    (tmp_path / "q.tflite").write_bytes(conv.convert())
+    _int8_tflite(model, x, tmp_path / "q.tflite")
     q = load_teacher(tmp_path / "q.tflite")
     q.logits(x)
     assert q.output_step > 0 and q.outputs_probabilities is False
