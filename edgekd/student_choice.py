@@ -37,6 +37,7 @@ def choose_student(plan: BuildPlan, tset: TrainingSet, *, retain: float, alpha: 
                f"largest candidate that trains at least {MIN_PASSES} epochs in the budget (no accuracy ranking: {val_note or 'budget too small'})")
     settings: List[Dict[str, Any]] = []
     if plan.tune:
+        d_seconds = _duel_seconds(plan, winner, d_seconds + max(0.0, t_seconds - (time.monotonic() - start)))
         per = max(0.0, d_seconds - len(TEACHER_SETTINGS) * (plan.trace + plan.n_val * winner.seconds_per_sample / 3))
         samples = min(max(plan.n_train, duel_minimum(plan.n_train)), int(per / max(1e-9, winner.seconds_per_sample * len(TEACHER_SETTINGS))))
         if samples >= duel_minimum(plan.n_train):
@@ -48,6 +49,16 @@ def choose_student(plan: BuildPlan, tset: TrainingSet, *, retain: float, alpha: 
             say(f"warning: no time in the budget to choose alpha and T on the validation split; using alpha={DEFAULT_ALPHA:g}, T={DEFAULT_TEMPERATURE:g}")
     return winner, Selection(winner.report, how, why, chosen_alpha, chosen_t, plan.entries if how == "tournament" else [winner],
                              settings, tset.teacher_val_accuracy, retain * tset.teacher_val_accuracy, time.monotonic() - start)
+
+
+def _duel_seconds(plan: BuildPlan, winner: Entry, available: float) -> float:
+    """Seconds for the duel at the winner's measured speed: what the plan gave plus what the tournament left unused;
+    when that cannot hold the duel's minimum (the measured speed is often slower than the probe's on a loaded
+    machine), it borrows from training as long as training keeps MIN_PASSES passes, as the plan does."""
+    needed = len(TEACHER_SETTINGS) * (plan.trace + winner.seconds_per_sample * (duel_minimum(plan.n_train) + plan.n_val / 3))
+    if available < needed and plan.train_seconds - (needed - available) >= MIN_PASSES * plan.epoch_seconds(winner):
+        return needed
+    return available
 
 
 def _by_cost(plan: BuildPlan) -> Entry:

@@ -184,6 +184,31 @@ def test_the_teacher_weight_duel_borrows_from_training_rather_than_being_skipped
     assert tight.train_seconds >= tight.epoch_seconds(entry)
 
 
+def test_the_duel_still_runs_when_the_winner_trains_slower_than_the_probe_said():
+    """CI's machine measured the tournament winner slower than the probe and skipped the duel (alpha 0.7 unchecked):
+    the duel then borrows from training, as the plan does, while training keeps its pass."""
+    from edgekd.budget import Budget
+    from edgekd.build_plan import duel_minimum, plan_phases
+    from edgekd.profiles import load_profile
+    from edgekd.selection import Entry
+    from edgekd.sizing import fit_report, student_cost
+    from edgekd.student_choice import _duel_seconds
+    from edgekd.students import StudentSpec
+    from edgekd.teacher_weight import TEACHER_SETTINGS
+
+    spec = StudentSpec.parse("mobilenetv3:width=0.5,depth=3")
+    entry = Entry(fit_report(load_profile("linux-x86"), spec, student_cost(spec, (28, 28, 1), 10)), 1e-4)
+    plan = plan_phases(Budget(600), [entry], 2.0, n_train=20_000, n_val=2_000, label_seconds=10, convert_seconds=20,
+                       int8_fine_tune=False, student_given=True, alpha_given=False, val_note=None, say=lambda m: None)
+    assert plan.tune
+    entry.seconds_per_sample = 3e-4  # measured three times slower than planned
+    needed = len(TEACHER_SETTINGS) * (2.0 + 3e-4 * (duel_minimum(20_000) + 2_000 / 3))
+    assert plan.duel_seconds < needed <= _duel_seconds(plan, entry, plan.duel_seconds)
+    # No borrowing that would leave training without a full pass.
+    entry.seconds_per_sample = 0.1
+    assert _duel_seconds(plan, entry, plan.duel_seconds) == plan.duel_seconds
+
+
 def test_best_teacher_setting_prefers_labels_alone_on_a_tie():
     from edgekd.teacher_weight import best_setting
 
