@@ -16,12 +16,14 @@ from edgekd_runtime.errors import RuntimeFailure
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Distil, size, convert and bundle models for edge devices.")
 from .device_cli import profiles_app, size  # noqa: E402  (light: typer only)
 from .reports.cli import bundle_app, reports_app  # noqa: E402  (light: typer only; the server loads on use)
+from .app.cli import app_app  # noqa: E402  (light: typer only; the writer loads on use)
 
 app.command()(size)
 app.add_typer(profiles_app, name="profiles")
 
 app.add_typer(reports_app, name="reports")
 app.add_typer(bundle_app, name="bundle")
+app.add_typer(app_app, name="app")
 
 PREPROCESS_HELP = ("how raw data map to the inputs of the teacher and the student: auto (uint8 /255, else min-max of the training data), "
                    "none, scale=S,offset=O, or per channel mean=M1,M2,..,std=S1,S2,.. (after scale=/offset= when given); recorded in "
@@ -68,12 +70,22 @@ def build(
     quiet: bool = typer.Option(False, help="no progress bars"),
     sign: Optional[Path] = typer.Option(None, help="ed25519 private key (from `edgekd bundle keygen`) to sign the bundle with"),
     preprocess: str = typer.Option("auto", help=PREPROCESS_HELP),
+    app_out: Optional[Path] = typer.Option(None, "--app", help="also write the phone web app (edgekd app) of the bundle to this folder"),
 ):
     """Distil the smallest student that fits PROFILE within a time budget, convert it, verify it, write the bundle."""
     from .pipeline import build as run_build
 
+    fmt_list = [f.strip() for f in formats.split(",")] if formats else None
+    if app_out is not None:
+        # Checked before the build: finding out after twenty minutes of training that no artifact can run in a browser wastes them.
+        from .app.writer import check_app_formats, check_out
+        from .profiles import load_profile
+
+        check_app_formats(fmt_list or load_profile(profile).formats)
+        check_out(app_out, force)
+
     result = run_build(teacher, data, eval_data, profile, out, student=student, family=family, retain=retain, max_student_ratio=max_student_ratio,
-                       upscale=upscale, candidates=candidates, formats=[f.strip() for f in formats.split(",")] if formats else None, qat=qat,
+                       upscale=upscale, candidates=candidates, formats=fmt_list, qat=qat,
                        temperature=temperature, alpha=alpha, epochs=epochs, patience=patience, time_budget=time_budget, strict=strict,
                        make_zip=zip, force=force, progress=not quiet, sign_key=sign, preprocess=preprocess)
     for conv in result.converted:
@@ -89,6 +101,11 @@ def build(
                    f"({s['percent_of_teacher']:.1f}% of the teacher)")
     typer.echo(f"time: {result.extra['seconds']['total']:.0f} s; Keras student and distill.json: {result.extra['student_dir']}")
     typer.echo(f"bundle: {result.bundle}")
+    if app_out is not None:
+        from .app import write_app
+        from .app.cli import describe
+
+        typer.echo(describe(write_app(result.bundle, app_out, force=force)))
 
 
 @app.command()
