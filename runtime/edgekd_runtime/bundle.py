@@ -2,7 +2,6 @@
 
 Writing lives here too, so the host writes exactly the layout the device reads.
 """
-from __future__ import annotations
 
 import errno
 import json

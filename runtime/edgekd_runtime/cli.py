@@ -2,7 +2,6 @@
 
 argparse rather than a CLI framework: the device install stays numpy + one engine.
 """
-from __future__ import annotations
 
 import argparse
 import json

@@ -12,7 +12,6 @@ are what usually move when a camera, a sensor or its lighting changes.
 PSI = sum over bins of (a - e) * ln(a / e), with e and a the reference and observed fractions per bin.
 Read as usual: under 0.1 stable, 0.1 to 0.25 moderate, over 0.25 a real shift.
 """
-from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 

@@ -4,15 +4,14 @@ A bundle is a folder holding ``manifest.json``, the model file(s) and ``eval.npz
 The manifest lists every other file with its sha256, so a device can prove that
 what it is about to run is what the host verified.
 """
-from __future__ import annotations
 
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, List, Optional
 
 from .errors import BundleFormatError
+from .records import REQUIRED as _REQUIRED, Record as _Record
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -42,21 +41,16 @@ def sha256_file(path, chunk=1 << 20):
     return digest.hexdigest()
 
 
-@dataclass
-class TensorSpec:
-    """What a tensor looks like at the model boundary.
+class TensorSpec(_Record):
+    """What a tensor looks like at the model boundary: ``shape`` (list of int, -1 for a dynamic size), ``dtype``.
 
     ``scale``/``zero_point`` are set for quantized tensors: real = scale * (q - zero_point).
     """
 
-    shape: List[int]
-    dtype: str
-    scale: Optional[float] = None
-    zero_point: Optional[int] = None
+    _fields = (("shape", _REQUIRED), ("dtype", _REQUIRED), ("scale", None), ("zero_point", None))
 
 
-@dataclass
-class Preprocessing:
+class Preprocessing(_Record):
     """Map from raw data (as stored in eval.npz and given by users) to model input: ``x * scale + offset``, then,
     when ``mean``/``std`` are set, ``(. - mean) / std`` per channel (the last axis; one value serves every channel).
 
@@ -64,10 +58,7 @@ class Preprocessing:
     unset, so such a bundle reads the same in older and newer runtimes.
     """
 
-    scale: float = 1.0
-    offset: float = 0.0
-    mean: Optional[List[float]] = None
-    std: Optional[List[float]] = None
+    _fields = (("scale", 1.0), ("offset", 0.0), ("mean", None), ("std", None))
 
     def apply(self, x):
         import numpy as np
@@ -86,7 +77,7 @@ class Preprocessing:
         return "(%s - mean)/std, mean=%s, std=%s" % (text, _numbers(self.mean or [0.0]), _numbers(self.std or [1.0]))
 
     def to_dict(self) -> Dict[str, Any]:
-        return dict((k, v) for k, v in asdict(self).items() if v is not None)
+        return dict((k, v) for k, v in self.to_plain().items() if v is not None)
 
 
 def _numbers(values) -> str:
@@ -96,41 +87,47 @@ def _numbers(values) -> str:
 UNVERIFIED = "unverified"  # what an artifact reads as when no verification was recorded
 
 
-@dataclass
-class Artifact:
-    path: str
-    format: str
-    engine: str
-    input: TensorSpec
-    output: TensorSpec
-    bytes: int = 0
-    # Engine-specific settings, e.g. {"arena_size": 12345} for TFLite Micro or
-    # {"precision": "fp16"} for a TensorRT engine built on the device.
-    settings: Dict[str, Any] = field(default_factory=dict)
-    # What the host measured: accuracy, agreement with the Keras student, max abs diff...
-    host_metrics: Dict[str, Any] = field(default_factory=dict)
-    # "passed", "failed", "not verified here" (e.g. CoreML on Linux) or, when nothing was recorded, "unverified":
-    # only the host's parity check says "passed", so a writer that forgets it cannot ship an unchecked artifact.
-    verification: str = UNVERIFIED
-    # Extra files that travel with the artifact (e.g. the TFLite Micro C array).
-    companions: List[str] = field(default_factory=list)
+class Artifact(_Record):
+    """One model file of the bundle: ``path``, ``format``, ``engine``, ``input``/``output`` (TensorSpec), ``bytes``."""
+
+    _fields = (
+        ("path", _REQUIRED),
+        ("format", _REQUIRED),
+        ("engine", _REQUIRED),
+        ("input", _REQUIRED),
+        ("output", _REQUIRED),
+        ("bytes", 0),
+        # Engine-specific settings, e.g. {"arena_size": 12345} for TFLite Micro or
+        # {"precision": "fp16"} for a TensorRT engine built on the device.
+        ("settings", dict),
+        # What the host measured: accuracy, agreement with the Keras student, max abs diff...
+        ("host_metrics", dict),
+        # "passed", "failed", "not verified here" (e.g. CoreML on Linux) or, when nothing was recorded, "unverified":
+        # only the host's parity check says "passed", so a writer that forgets it cannot ship an unchecked artifact.
+        ("verification", UNVERIFIED),
+        # Extra files that travel with the artifact (e.g. the TFLite Micro C array).
+        ("companions", list),
+    )
 
 
-@dataclass
-class Manifest:
-    name: str
-    labels: List[str]
-    input: TensorSpec
-    preprocessing: Preprocessing
-    artifacts: List[Artifact]
-    files: Dict[str, str]
-    profile: Dict[str, Any] = field(default_factory=dict)
-    teacher: Dict[str, Any] = field(default_factory=dict)
-    student: Dict[str, Any] = field(default_factory=dict)
-    reference: Dict[str, Any] = field(default_factory=dict)
-    created: str = ""
-    producer: str = ""
-    schema_version: int = SCHEMA_VERSION
+class Manifest(_Record):
+    """The bundle's manifest.json: what it holds (artifacts, files and their sha256) and how it was made."""
+
+    _fields = (
+        ("name", _REQUIRED),
+        ("labels", _REQUIRED),
+        ("input", _REQUIRED),
+        ("preprocessing", _REQUIRED),
+        ("artifacts", _REQUIRED),
+        ("files", _REQUIRED),
+        ("profile", dict),
+        ("teacher", dict),
+        ("student", dict),
+        ("reference", dict),
+        ("created", ""),
+        ("producer", ""),
+        ("schema_version", SCHEMA_VERSION),
+    )
 
     def primary(self) -> Artifact:
         return self.artifacts[0]
@@ -147,7 +144,7 @@ class Manifest:
         )
 
     def to_dict(self) -> Dict[str, Any]:
-        data = asdict(self)
+        data = self.to_plain()
         data["preprocessing"] = self.preprocessing.to_dict()
         return data
 
@@ -294,7 +291,7 @@ def _dtype(value, where: str) -> str:
 
 def _preprocessing(value, input_spec) -> Preprocessing:
     value = {} if value is None else _object(value, "preprocessing")
-    known = [f.name for f in fields(Preprocessing)]
+    known = Preprocessing.field_names()
     unknown = sorted(str(k) for k in value if k not in known)
     if unknown:
         raise BundleFormatError(

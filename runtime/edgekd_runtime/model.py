@@ -3,7 +3,6 @@
 Raw input -> preprocessing from the manifest -> quantization (for int8/uint8 models) -> engine ->
 dequantization. The host uses this same class to verify what it bundles.
 """
-from __future__ import annotations
 
 import time
 from typing import Optional

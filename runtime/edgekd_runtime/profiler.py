@@ -1,5 +1,4 @@
 """Profile a bundle on this device: latency, load time, memory, accuracy, agreement with the host."""
-from __future__ import annotations
 
 import platform
 import time

@@ -7,7 +7,6 @@ Delivery is at-least-once; the report's ``report_id`` (also sent as the Idempote
 exactly-once on the host, which stores a given id once and acknowledges every resend of it. A spooled
 report is deleted only after the host acknowledged that it stored it.
 """
-from __future__ import annotations
 
 import datetime
 import errno

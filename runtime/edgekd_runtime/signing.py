@@ -9,7 +9,6 @@ The host signs (``edgekd bundle sign``); the device verifies when given a public
 bundle format, which is defined once, in the runtime. ``cryptography`` is imported only inside these
 functions: a device that does not verify signatures never needs it.
 """
-from __future__ import annotations
 
 import base64
 import hashlib

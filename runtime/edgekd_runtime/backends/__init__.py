@@ -4,7 +4,6 @@ Every backend takes a model path and the manifest's artifact entry, and offers:
   ``invoke(x)``: one call of the engine on a tensor already in the model's input dtype;
   ``describe()``: what actually ran (engine, provider/delegate, threads).
 """
-from __future__ import annotations
 
 import importlib
 import sys

@@ -2,7 +2,6 @@
 
 Not executed on the machines this project is developed on (Linux): see the README.
 """
-from __future__ import annotations
 
 import sys
 

@@ -5,7 +5,6 @@
   "none"             builtin kernels only, no default delegate (what an accelerator-less reference run looks like);
   a path to a .so    an external delegate (GPU, Hexagon, Edge TPU ...), loaded with load_delegate().
 """
-from __future__ import annotations
 
 import os
 

@@ -1,5 +1,6 @@
 """ONNX Runtime engine; reports which execution provider actually ran."""
-from __future__ import annotations
+
+import re
 
 import numpy as np
 
@@ -30,7 +31,16 @@ class Backend(object):
             usable = [p for p in self.requested if p in available] or ["CPUExecutionProvider"]
             self.session = ort.InferenceSession(model_path, sess_options=options, providers=usable)
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelError("ONNX Runtime could not load %s: %s" % (model_path, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__), "the file may be truncated or corrupt")
+            text = str(exc).strip()
+            first = text.splitlines()[0] if text else type(exc).__name__
+            used, newest = re.search(r"[Oo]pset (\d+) is under development", text), re.search(r"till opset (\d+)", text)
+            if used and newest:
+                # onnxruntime 1.10, the last for Python 3.6 (JetPack 4.6), reads opsets up to 15; edgekd's default is 17.
+                raise ModelError(
+                    "%s uses ONNX opset %s; onnxruntime %s reads opsets up to %s" % (model_path, used.group(1), ort.__version__, newest.group(1)),
+                    "convert with a lower opset (edgekd convert --to onnx --opset 13) or install a newer onnxruntime",
+                )
+            raise ModelError("ONNX Runtime could not load %s: %s" % (model_path, first), "the file may be truncated or corrupt")
         self._input = self.session.get_inputs()[0]
         self._output = self.session.get_outputs()[0].name
 

@@ -11,7 +11,6 @@ Public API (the host builds its optional engine and chooses the int8 calibration
 that a host-built engine is made exactly as the device makes it): ``build_engine``, ``calibration_sample``,
 ``calibration_batches`` and ``CALIBRATION_SAMPLES``.
 """
-from __future__ import annotations
 
 import hashlib
 import os

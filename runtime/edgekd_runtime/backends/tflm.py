@@ -6,7 +6,6 @@ captured here by pointing file descriptor 2 at a temporary file for the duration
 
 Public API: ``arena_used`` (the host measures a model's arena with it when it converts for TFLite Micro).
 """
-from __future__ import annotations
 
 import os
 import re
