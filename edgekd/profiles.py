@@ -51,6 +51,10 @@ class Compute(_Strict):
     peak_macs_per_s: Dict[str, float] = Field(description="peak multiply-accumulates per second, by precision")
     efficiency: float = Field(gt=0, le=1, description="fraction of peak a small CNN reaches in practice")
     overhead_ms: float = Field(ge=0, default=0.0, description="fixed per-inference cost (dispatch, copies)")
+    clock_hz: Optional[float] = Field(
+        default=None, gt=0,
+        description="core clock; turns an emulated firmware's instruction count into a latency estimate (edgekd firmware)",
+    )
     activation_ns_per_elem: Optional[float] = Field(
         default=None, ge=0,
         description="time per activation element each op reads or writes (requantization, elementwise ops, memory); "
