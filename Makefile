@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean py36
 
 $(STAMP): pyproject.toml runtime/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,28 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/edgekd demo --out out/demo
 
-test: $(STAMP)
+test: $(STAMP) py36
 	$(BIN)/python -m pytest -n 2 tests
+
+# The runtime on Python 3.6 (the Jetson Nano's JetPack 4.6): pyenv's 3.6.15 with the last numpy and onnxruntime
+# made for it, the runtime installed by 3.6's own pip and setuptools. Remade when the runtime changes. A failure
+# does not stop `make test`: its reason goes to .venv36/FAILED and tests/test_runtime_py36.py fails showing it.
+PY36    ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)/versions/3.6.15/bin/python3.6
+VENV36  := .venv36
+STAMP36 := $(VENV36)/.installed
+
+$(STAMP36): $(shell find runtime/edgekd_runtime -name '*.py') runtime/setup.cfg
+	@test -x "$(PY36)" || { echo "no Python 3.6 at $(PY36): pyenv install 3.6.15, or make PY36=/path/to/python3.6"; exit 1; }
+	test -x $(VENV36)/bin/python || $(PY36) -m venv $(VENV36)
+	$(VENV36)/bin/python -m pip install --quiet 'pip==21.3.1' 'setuptools==59.6.0' 'wheel==0.37.1'
+	$(VENV36)/bin/python -m pip install --quiet 'numpy==1.19.5' 'onnxruntime==1.10.0'
+	$(VENV36)/bin/python -m pip install --quiet --no-deps --no-build-isolation --force-reinstall ./runtime
+	touch $(STAMP36)
+
+py36:
+	@mkdir -p $(VENV36) && rm -f $(VENV36)/FAILED
+	@$(MAKE) --no-print-directory $(STAMP36) > $(VENV36)/make.log 2>&1 || { tail -n 5 $(VENV36)/make.log > $(VENV36)/FAILED; \
+	  echo "make: the Python 3.6 venv was not made (see $(VENV36)/FAILED); tests/test_runtime_py36.py will fail"; }
 
 clean:
 	rm -rf out .edgekd-cache .pytest_cache
