@@ -17,6 +17,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 from .device_cli import profiles_app, size  # noqa: E402  (light: typer only)
 from .reports.cli import bundle_app, reports_app  # noqa: E402  (light: typer only; the server loads on use)
 from .app.cli import app_app  # noqa: E402  (light: typer only; the writer loads on use)
+from .firmware.cli import firmware_command  # noqa: E402  (light: typer only; the build loads on use)
 
 app.command()(size)
 app.add_typer(profiles_app, name="profiles")
@@ -24,6 +25,7 @@ app.add_typer(profiles_app, name="profiles")
 app.add_typer(reports_app, name="reports")
 app.add_typer(bundle_app, name="bundle")
 app.add_typer(app_app, name="app")
+app.command("firmware")(firmware_command)
 
 PREPROCESS_HELP = ("how raw data map to the inputs of the teacher and the student: auto (uint8 /255, else min-max of the training data), "
                    "none, scale=S,offset=O, or per channel mean=M1,M2,..,std=S1,S2,.. (after scale=/offset= when given); recorded in "
