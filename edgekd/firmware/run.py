@@ -1,0 +1,153 @@
+"""``edgekd firmware``: a bundle's model compiled to C, built into firmware for an emulated Cortex-M, run on every
+eval sample, checked byte for byte against the tflite-micro interpreter, and written up as a profile report.
+
+Bit-exact on every sample or it is a failure: no tolerance.
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import numpy as np
+from edgekd_runtime import Bundle, Model
+from edgekd_runtime.manifest import MANIFEST_NAME, sha256_file
+from edgekd_runtime.report import write_report
+
+from ..errors import EdgekdError
+from .build import HEADER, FirmwareImage, build_firmware, core as get_core
+from .emulate import EmulatorRun, run_firmware
+from .report import firmware_report
+from .toolchain import Tools, find_tools
+
+INT8_FORMATS = ("tflm-int8", "tflite-int8")
+DEFAULT_TIMEOUT_S = 600.0
+
+
+class NotBitExactError(EdgekdError):
+    exit_code = 7
+
+
+@dataclass
+class FirmwareResult:
+    report: Dict[str, Any]
+    image: FirmwareImage
+    run: EmulatorRun
+    reference: np.ndarray  # int8 outputs of the tflite-micro interpreter
+    library_dir: Path
+    mismatched: int
+
+    @property
+    def bit_exact(self) -> bool:
+        return self.mismatched == 0
+
+
+def _bundle_of(source: Path, bundle: Optional[str]) -> Path:
+    if bundle:
+        return Path(bundle)
+    for folder in (source, *source.parents[:2]):
+        if (folder / MANIFEST_NAME).is_file():
+            return folder
+    raise EdgekdError(f"{source} holds a C library but no bundle to take the eval samples from", "pass --bundle BUNDLE (the bundle the library was compiled from)")
+
+
+def _int8_artifact(manifest):
+    for fmt in INT8_FORMATS:
+        for art in manifest.artifacts:
+            if art.format == fmt:
+                return art
+    have = ", ".join(a.format for a in manifest.artifacts)
+    raise EdgekdError(f"the bundle has no int8 TFLite artifact (it has {have})", "build it for an MCU profile (--profile cortex-m4f) or convert with --to tflm-int8")
+
+
+def _bundled_library(opened: Bundle) -> Optional[Path]:
+    """A C library the bundle carries (checked against the manifest's hashes), if any."""
+    for art in opened.manifest.artifacts:
+        if art.format.startswith("c"):
+            for name in opened.artifact_files(art):
+                opened.checked_path(name)
+            path = Path(opened.checked_path(art.path))
+            folder = path if path.is_dir() else path.parent
+            if (folder / HEADER).is_file():
+                return folder
+    return None
+
+
+def _compile_library(opened: Bundle, art, out_dir: Path) -> Path:
+    try:
+        from ..ccompile import compile_tflite
+    except ImportError as exc:
+        raise EdgekdError(f"the C compiler for models (edgekd.ccompile) is not available: {exc}", "pass a folder written by edgekd convert STUDENT --to c") from None
+    blob = Path(opened.checked_path(art.path)).read_bytes()
+    return Path(compile_tflite(blob, str(out_dir)).dir)
+
+
+def _gcc_version(tools: Tools) -> str:
+    out = subprocess.run([tools.gcc, "-dumpversion"], capture_output=True, text=True, timeout=30).stdout.strip()
+    return f"arm-none-eabi-gcc {out} -O2"
+
+
+def _library_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*.[ch]")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def firmware(
+    source, core: str = "cortex-m4f", samples: Optional[int] = None, bundle: Optional[str] = None,
+    out_dir: Optional[str] = None, report_out: Optional[str] = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+    tools: Optional[Tools] = None, device: Optional[str] = None,
+) -> FirmwareResult:
+    """Build, emulate and check the model of ``source`` (a bundle, or a C library folder with ``bundle``) on
+    ``core``; NotBitExactError unless every sample's output bytes equal tflite-micro's. ``out_dir`` keeps the
+    firmware (a temporary folder otherwise); ``report_out`` writes the profile report there."""
+    c = get_core(core)
+    if samples is not None and samples < 1:
+        raise EdgekdError(f"--samples must be at least 1 (got {samples})")
+    if timeout_s <= 0:
+        raise EdgekdError(f"--timeout must be positive (got {timeout_s:g})")
+    tools = tools or find_tools()
+    source = Path(source)
+    if not source.exists():
+        raise EdgekdError(f"{source} does not exist", "pass a bundle folder or .zip, or a C library folder")
+    library = source if source.is_dir() and (source / HEADER).is_file() else None
+    work = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="edgekd-firmware-"))
+    try:
+        with Bundle.open(str(_bundle_of(source, bundle) if library else source)) as opened:
+            art = _int8_artifact(opened.manifest)
+            library = library or _bundled_library(opened) or _compile_library(opened, art, work / "c")
+            x, y, host = opened.load_eval()
+            n = min(samples or len(x), len(x))
+            model = Model.from_bundle(opened, artifact=art.format, engine="tflm")
+            q = np.asarray(model.prepare(x[:n]))
+            reference = np.asarray(model.backend.invoke(q)).reshape(n, -1).astype(np.int8)
+            tflm_arena = model.backend.describe().get("arena_used")
+            image = build_firmware(library, q.reshape(n, -1), c.name, work / c.name, tools)
+            run = run_firmware(tools, image, timeout_s=timeout_s)
+            if run.outputs.shape != reference.shape:
+                raise NotBitExactError(f"the firmware prints {run.outputs.shape[1]} output bytes per sample, tflite-micro gives {reference.shape[1]}", "the C library was compiled from another model")
+            mismatched = int(np.sum(np.any(run.outputs != reference, axis=1)))
+            scores = (run.outputs.astype(np.float32) - np.float32(art.output.zero_point)) * np.float32(art.output.scale)
+            report = firmware_report(
+                manifest=opened.manifest, manifest_sha256=sha256_file(opened.path(MANIFEST_NAME)), core=c,
+                emulator=tools.qemu_version(), compiler=_gcc_version(tools), image=image, run=run,
+                outputs_float=scores, y=y, host_outputs=host, bit_exact=n - mismatched, tflm_arena=tflm_arena,
+                library=f"{library.name} (sha256 {_library_digest(library)[:16]})", device=device,
+            )
+    finally:
+        if not out_dir:
+            shutil.rmtree(work, ignore_errors=True)
+    if mismatched:
+        first = int(np.argmax(np.any(run.outputs != reference, axis=1)))
+        raise NotBitExactError(
+            f"the {c.name} firmware's outputs differ from tflite-micro's on {mismatched} of {n} samples (first: sample {first}); no report written",
+            "a C kernel does not follow TFLite's int8 arithmetic: report it with the bundle",
+        )
+    if report_out:
+        write_report(report, report_out)
+    return FirmwareResult(report=report, image=image, run=run, reference=reference, library_dir=library, mismatched=mismatched)
