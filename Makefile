@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install clean py36
+.PHONY: demo test install clean py36 mcu-tools
 
 $(STAMP): pyproject.toml runtime/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/edgekd demo --out out/demo
 
-test: $(STAMP) py36
+test: $(STAMP) py36 mcu-tools
 	$(BIN)/python -m pytest -n 2 tests
+
+# arm-none-eabi-gcc, newlib and qemu-system-arm for tests/test_firmware.py: apt-get installs what is missing when
+# run as root; otherwise the apt line is printed, and those tests fail naming it.
+mcu-tools: $(STAMP)
+	-$(BIN)/python -m edgekd.firmware.toolchain --install
 
 # The runtime on Python 3.6 (the Jetson Nano's JetPack 4.6): pyenv's 3.6.15 with the last numpy and onnxruntime
 # made for it, the runtime installed by 3.6's own pip and setuptools. Remade when the runtime changes. A failure
