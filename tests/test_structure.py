@@ -17,7 +17,7 @@ LAYERS = [
     {"sizing"},
     {"bundle_assembly", "distill", "convert.verified"},
     {"selection", "teacher_weight", "search_setup", "build_data", "build_plan", "qat_fallback", "student_choice"},
-    {"pipeline", "demo", "compare", "ranking", "reports", "app", "convert.batch"},
+    {"pipeline", "demo", "compare", "ranking", "reports", "app", "firmware", "convert.batch"},
     {"cli", "device_cli"},
 ]
 
