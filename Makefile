@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install clean py36 mcu-tools
+.PHONY: demo test install clean py36 mcu-tools arm64-tools arm64-check
 
 $(STAMP): pyproject.toml runtime/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,13 +17,24 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/edgekd demo --out out/demo
 
-test: $(STAMP) py36 mcu-tools
+test: $(STAMP) py36 mcu-tools arm64-tools
 	$(BIN)/python -m pytest -n 2 tests
 
 # arm-none-eabi-gcc, newlib and qemu-system-arm for tests/test_firmware.py: apt-get installs what is missing when
 # run as root; otherwise the apt line is printed, and those tests fail naming it.
 mcu-tools: $(STAMP)
 	-$(BIN)/python -m edgekd.firmware.toolchain --install
+
+# debootstrap, qemu-user-static and binfmt-support for tests/test_arm64.py (an emulated Debian 12 arm64 userland):
+# apt-get installs what is missing when run as root and qemu-aarch64 is registered with binfmt_misc; otherwise the
+# reason is printed, and that test fails naming it.
+arm64-tools: $(STAMP)
+	-$(BIN)/python benchmarks/arm64_userland.py --install
+
+# Issue 16's full ARM64 check (root; first run about 20 min: rootfs, venv, demo and CIFAR-10 bundles; cached after):
+# benchmarks/results/arm64_check.json and the table in benchmarks/README.md.
+arm64-check: $(STAMP) arm64-tools
+	$(BIN)/python benchmarks/arm64_check.py
 
 # The runtime on Python 3.6 (the Jetson Nano's JetPack 4.6): pyenv's 3.6.15 with the last numpy and onnxruntime
 # made for it, the runtime installed by 3.6's own pip and setuptools. Remade when the runtime changes. A failure
