@@ -115,7 +115,16 @@ def _compile(tools: Tools, c: Core, sources: List[str], includes: List[Path], ou
     except subprocess.TimeoutExpired:
         raise FirmwareBuildError(f"arm-none-eabi-gcc ran past 600 s building {out.name}") from None
     if proc.returncode != 0:
-        errors = [line for line in proc.stderr.splitlines() if "error" in line] or proc.stderr.splitlines()
+        # The first real cause: a compiler error or the linker's undefined symbol, not collect2's summary line.
+        lines = proc.stderr.splitlines()
+        errors = []
+        for ln in lines:
+            if ("error:" in ln or "undefined reference" in ln) and "collect2" not in ln:
+                text = re.sub(r"^\S*/ld: ", "", ln.strip())
+                text = re.sub(r"\(\.text[^)]*\)", "", text)
+                if text not in errors:
+                    errors.append(text)
+        errors = errors or lines[-3:]
         hint = "the model does not fit the board's 4 MB of code memory: pass fewer --samples" if "overflowed" in proc.stderr else "the C library must compile standalone with arm-none-eabi-gcc (C99, memcpy/memset only)"
         raise FirmwareBuildError(f"arm-none-eabi-gcc failed building {out.name}: {' | '.join(errors[:3])[:600]}", hint)
 
