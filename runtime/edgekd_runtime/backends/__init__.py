@@ -30,15 +30,33 @@ _REQUIRES = {
 }
 
 
-def engine_available(engine):
-    """Whether ``engine`` could load here, without importing it (find_spec only looks the package up)."""
+# Engines whose packages can be installed where they cannot run (pycuda and TensorRT without a usable GPU): their
+# module's usable() is asked too, once the packages are found.
+_PROBED = ("tensorrt",)
+
+
+def engine_unavailable(engine):
+    """None when ``engine`` can run here; otherwise why not, in words ("not installed here", or the probe's reason).
+
+    Packages are only looked up (find_spec), except for the engines in _PROBED, whose backend then tries to
+    make a CUDA context: importing them is what using them costs anyway.
+    """
     from importlib.util import find_spec
 
-    if engine not in _REQUIRES:
-        return False
-    if engine == "coreml" and sys.platform != "darwin":
-        return False
-    return all(any(find_spec(name) is not None for name in group) for group in _REQUIRES[engine])
+    if engine not in _REQUIRES or (engine == "coreml" and sys.platform != "darwin"):
+        return "not installed here"
+    if not all(any(find_spec(name) is not None for name in group) for group in _REQUIRES[engine]):
+        return "not installed here"
+    if engine in _PROBED:
+        ok, why = importlib.import_module("." + _MODULES[engine], __name__).usable()
+        if not ok:
+            return "installed but not usable here: " + why
+    return None
+
+
+def engine_available(engine):
+    """Whether ``engine`` can run here (see engine_unavailable)."""
+    return engine_unavailable(engine) is None
 
 
 def load_backend(engine, model_path, artifact, **options):
