@@ -9,7 +9,7 @@ from typing import Optional
 
 import numpy as np
 
-from .backends import engine_available, load_backend
+from .backends import engine_available, engine_unavailable, load_backend
 from .bundle import Bundle
 from .errors import BadInputError, BundleFormatError, IntegrityError
 from .manifest import Artifact, Manifest, Preprocessing, TensorSpec
@@ -207,14 +207,16 @@ def select_artifact(manifest: Manifest, artifact: Optional[str] = None, engine: 
             )
         skipped = [a for a in manifest.artifacts if a.engine == preferred and not is_verified(a)]
         if preferred and skipped and not any(a.engine == preferred for a in usable):
-            if engine_available(preferred):
+            why = engine_unavailable(preferred)
+            if why is None:
                 note = "the profile's engine %s has only an unverified artifact (%s: %s), run with --allow-unverified" % (preferred, skipped[0].format, skipped[0].verification)
             else:  # the first reason a user can act on
-                note = "the profile's engine %s is not installed here" % preferred
+                note = "the profile's engine %s is %s" % (preferred, why)
     if preferred and any(a.engine == preferred for a in usable):
-        if engine_available(preferred):
+        why = engine_unavailable(preferred)
+        if why is None:
             return [a for a in usable if a.engine == preferred][0], preferred, None
-        note = "the profile's engine %s is not installed here" % preferred
+        note = "the profile's engine %s is %s" % (preferred, why)
     for art in usable:
         if engine_available(art.engine):
             if note:
