@@ -16,6 +16,7 @@ _MODULES = {
     "tflm": "tflm",
     "tensorrt": "tensorrt",
     "coreml": "coreml",
+    "c": "c",
 }
 
 ENGINES = tuple(sorted(_MODULES))
@@ -27,6 +28,7 @@ _REQUIRES = {
     "tflm": (("tflite_micro",),),
     "tensorrt": (("tensorrt",), ("pycuda",)),
     "coreml": (("coremltools",),),
+    "c": (),  # a C compiler, not a Python package: its module's usable() says
 }
 
 
@@ -60,7 +62,7 @@ def engine_available(engine):
 
 
 def load_backend(engine, model_path, artifact, **options):
-    """Load ``model_path`` on ``engine`` ('litert', 'onnxruntime', 'tflm', 'tensorrt', 'coreml')."""
+    """Load ``model_path`` on ``engine`` ('litert', 'onnxruntime', 'tflm', 'tensorrt', 'coreml', 'c')."""
     if engine not in _MODULES:
         raise BadInputError("unknown engine %r" % engine, "choose one of: " + ", ".join(ENGINES))
     module = importlib.import_module("." + _MODULES[engine], __name__)
