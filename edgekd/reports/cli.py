@@ -28,12 +28,14 @@ def reports_serve(
     max_bytes: int = typer.Option(1 << 20, help="largest report accepted, in bytes"),
     ssl_certfile: Optional[Path] = typer.Option(None, help="serve HTTPS with this PEM certificate (uvicorn's --ssl-certfile)"),
     ssl_keyfile: Optional[Path] = typer.Option(None, help="the certificate's PEM private key (uvicorn's --ssl-keyfile)"),
+    allow_origin: Optional[List[str]] = typer.Option(None, help="a web page origin whose browser may send reports, e.g. the phone app's https://192.168.1.20:8443 (repeat for more; never '*')"),
 ):
     """Run the HTTP collector: POST /v1/reports (validated, stored, then acknowledged), GET /v1/health."""
     from .server import serve
 
     serve(db, host, port, token, max_bytes=max_bytes,
-          ssl_certfile=str(ssl_certfile) if ssl_certfile else None, ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)
+          ssl_certfile=str(ssl_certfile) if ssl_certfile else None, ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+          allow_origins=allow_origin)
 
 
 @token_app.command("create")

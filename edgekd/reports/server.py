@@ -10,14 +10,18 @@ missing or revoked token; 403 a device token used for a report of another device
 Idempotency-Key that differs from the report id; 409 a report id reused for different contents; 413
 over the size limit; 422 not a valid report; 503 the store failed (nothing stored: the device keeps the
 report and resends it). Never a 500 for anything a client sends.
+
+Browsers (the phone app, ``edgekd app``): the collector answers the CORS preflight of the origins named with
+``allow_origins`` (``--allow-origin``) and no other; never ``*``, since every request carries a token.
 """
 from __future__ import annotations
 
 import hmac
 import os
+import re
 import ssl
 import sys
-from typing import Optional
+from typing import List, Optional, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -29,6 +33,22 @@ from .databases import open_store
 from .store import DuplicateMismatch, Store, StoreError, token_id_of
 
 TOKEN_ENV = "EDGEKD_REPORTS_TOKEN"
+# An origin as a browser sends it: scheme, host and optional port; no path, no trailing slash.
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
+
+
+def check_origins(origins: Optional[Sequence[str]]) -> List[str]:
+    """The browser origins allowed to send reports, checked once; '*' refused (requests carry tokens)."""
+    checked = []
+    for origin in origins or ():
+        if origin.strip() == "*":
+            raise EdgekdError("--allow-origin '*' would let any web page send reports with a token a user typed in",
+                              "name the phone app's origin instead, e.g. --allow-origin https://192.168.1.20:8443")
+        if not _ORIGIN.match(origin.strip()):
+            raise EdgekdError(f"--allow-origin {origin!r} is not an origin (scheme://host[:port], no path or trailing slash)",
+                              "e.g. --allow-origin https://192.168.1.20:8443, as the browser's address bar shows the app")
+        checked.append(origin.strip().lower())
+    return checked
 
 
 def _error(status: int, message: str, **headers) -> JSONResponse:
@@ -39,12 +59,21 @@ def _unauthorized(message: str = "missing or wrong token") -> JSONResponse:
     return _error(401, message, **{"WWW-Authenticate": "Bearer"})
 
 
-def create_app(store: Store, token: Optional[str] = None, max_bytes: int = MAX_REPORT_BYTES) -> FastAPI:
+def create_app(store: Store, token: Optional[str] = None, max_bytes: int = MAX_REPORT_BYTES,
+               allow_origins: Optional[Sequence[str]] = None) -> FastAPI:
     """The ASGI app over ``store``. Devices authenticate with their own token (``store.create_token``);
-    ``token``, if given, is a shared bearer token accepted for any device id."""
+    ``token``, if given, is a shared bearer token accepted for any device id. ``allow_origins``: the web
+    pages (the phone app's origin) whose browsers may post reports."""
     shared = ("Bearer " + token).encode("utf-8") if token else None
+    origins = check_origins(allow_origins)
     app = FastAPI(title="edgekd report collector", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.store = store
+    if origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        # No credentials (cookies): the token travels in the Authorization header the preflight allows.
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type", "Idempotency-Key"], max_age=600)
 
     @app.post("/v1/reports")
     async def post_report(request: Request):
@@ -124,7 +153,8 @@ def _check_certificate(certfile: str, keyfile: Optional[str]) -> None:
 
 
 def serve(db: Optional[str], host: str, port: int, token: Optional[str] = None, max_bytes: int = MAX_REPORT_BYTES,
-          log_level: str = "warning", ssl_certfile: Optional[str] = None, ssl_keyfile: Optional[str] = None) -> None:
+          log_level: str = "warning", ssl_certfile: Optional[str] = None, ssl_keyfile: Optional[str] = None,
+          allow_origins: Optional[Sequence[str]] = None) -> None:
     """Run the collector until interrupted (uvicorn, one process; SQLite serialises writes anyway).
     With ``ssl_certfile`` (and ``ssl_keyfile`` unless the key is in the same PEM) it speaks HTTPS."""
     import uvicorn
@@ -133,6 +163,7 @@ def serve(db: Optional[str], host: str, port: int, token: Optional[str] = None, 
         raise EdgekdError("--ssl-keyfile needs --ssl-certfile", "pass the certificate too")
     if ssl_certfile:
         _check_certificate(ssl_certfile, ssl_keyfile)
+    check_origins(allow_origins)
     store = open_store(db)
     try:
         if not token and store.active_tokens() == 0:
@@ -141,7 +172,7 @@ def serve(db: Optional[str], host: str, port: int, token: Optional[str] = None, 
                               f"create one with `edgekd reports token create DEVICE_ID`, or pass --token / set {TOKEN_ENV}")
         scheme = "https" if ssl_certfile else "http"
         sys.stderr.write(f"collector on {scheme}://{host}:{port}/v1/reports\n")
-        uvicorn.run(create_app(store, token, max_bytes), host=host, port=port, log_level=log_level,
+        uvicorn.run(create_app(store, token, max_bytes, allow_origins), host=host, port=port, log_level=log_level,
                     ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
     finally:
         store.close()
