@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install clean py36 mcu-tools arm64-tools arm64-check
+.PHONY: demo test install clean py36 mcu-tools arm64-tools arm64-check browser-tools
 
 $(STAMP): pyproject.toml runtime/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,13 +12,26 @@ $(STAMP): pyproject.toml runtime/pyproject.toml
 	$(BIN)/python -m pip install --quiet -e './runtime[litert,onnx,tflm]' -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) $(WEBSTAMP)
 
 demo: $(STAMP)
 	$(BIN)/edgekd demo --out out/demo
 
-test: $(STAMP) py36 mcu-tools arm64-tools
+test: $(STAMP) $(WEBSTAMP) py36 mcu-tools arm64-tools browser-tools
 	$(BIN)/python -m pytest -n 2 tests
+
+# LiteRT.js for the phone app (edgekd app), from the pinned web/package-lock.json; redone when the lock changes.
+WEBSTAMP := web/node_modules/.installed
+$(WEBSTAMP): web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $(WEBSTAMP)
+
+# Debian's chromium for tests/test_phone_app.py: apt-get installs it when missing and run as root; otherwise the
+# apt line is printed, and those tests fail naming it.
+browser-tools:
+	@test -x /usr/bin/chromium || { if [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }; \
+	  else echo "make: no /usr/bin/chromium; as root: apt-get install -y chromium (tests/test_phone_app.py fails without it)"; fi; } || true
 
 # arm-none-eabi-gcc, newlib and qemu-system-arm for tests/test_firmware.py: apt-get installs what is missing when
 # run as root; otherwise the apt line is printed, and those tests fail naming it.
