@@ -55,6 +55,8 @@ class FirmwareImage:
     flash_bytes: int  # the model's: full image minus the harness alone
     static_ram_bytes: int  # the model's .data + .bss (its arena and any other statics)
     arena_bytes: int  # EDGEKD_MODEL_ARENA_BYTES as the library's header declares it
+    input_bytes: int = 0
+    output_bytes: int = 0
     library_sources: List[str] = field(default_factory=list)
 
 
@@ -136,7 +138,7 @@ def build_firmware(lib_dir, samples: np.ndarray, core_name: str, out_dir, tools:
     if not (lib_dir / HEADER).is_file():
         raise FirmwareBuildError(f"{lib_dir} holds no {HEADER}", "pass a bundle, or a folder written by edgekd convert STUDENT --to c")
     input_size = header_macro(lib_dir, "EDGEKD_MODEL_INPUT_SIZE")
-    header_macro(lib_dir, "EDGEKD_MODEL_OUTPUT_SIZE")
+    output_size = header_macro(lib_dir, "EDGEKD_MODEL_OUTPUT_SIZE")
     arena = header_macro(lib_dir, "EDGEKD_MODEL_ARENA_BYTES")
     samples = np.ascontiguousarray(samples, dtype=np.int8).reshape(len(samples), -1)
     if samples.shape[1] != input_size:
@@ -146,7 +148,9 @@ def build_firmware(lib_dir, samples: np.ndarray, core_name: str, out_dir, tools:
     out_dir.mkdir(parents=True, exist_ok=True)
     write_samples(out_dir / "edgekd_samples.c", samples)
     harness = harness_dir()
-    library = sorted(glob.glob(str(lib_dir / "*.c")))
+    # The float-in/float-out wrapper is for applications that feed raw values; the harness feeds int8, and its two
+    # static buffers would otherwise count as the model's RAM.
+    library = sorted(p for p in glob.glob(str(lib_dir / "*.c")) if not p.endswith("_float.c"))
     if not library:
         raise FirmwareBuildError(f"{lib_dir} holds {HEADER} but no .c file", "regenerate the C library")
     own = [str(harness / "startup.c"), str(harness / "main.c"), str(out_dir / "edgekd_samples.c")]
@@ -158,5 +162,5 @@ def build_firmware(lib_dir, samples: np.ndarray, core_name: str, out_dir, tools:
         elf=elf, harness_elf=bare, core=c, samples=len(samples), sections=full, harness_sections=alone,
         flash_bytes=_sum(full, FLASH_SECTIONS) - _sum(alone, FLASH_SECTIONS),
         static_ram_bytes=_sum(full, RAM_SECTIONS) - _sum(alone, RAM_SECTIONS),
-        arena_bytes=arena, library_sources=[os.path.basename(s) for s in library],
+        arena_bytes=arena, input_bytes=input_size, output_bytes=output_size, library_sources=[os.path.basename(s) for s in library],
     )

@@ -37,7 +37,8 @@ def firmware_command(
     typer.echo(f"  instructions per inference {ins['per_inference_mean']:,.0f}{per_mac} ({NOT_CYCLES})")
     typer.echo(f"  latency estimate p50 {rep['latency']['p50_ms']:.3f} ms at {rep['device']['clock_hz'] / 1e6:g} MHz (one instruction per cycle)")
     tflm = f" (tflite-micro arena {mem['tflm_arena_bytes']} B)" if mem["tflm_arena_bytes"] else ""
-    typer.echo(f"  flash {mem['flash_bytes']} B, RAM {mem['ram_bytes']} B = static {mem['static_ram_bytes']} B + stack {mem['stack_high_water_bytes']} B{tflm}")
+    typer.echo(f"  flash {mem['flash_bytes']} B, RAM {mem['ram_bytes']} B = arena/static {mem['static_ram_bytes']} B + stack {mem['stack_high_water_bytes']} B"
+               f" + input/output {mem['input_output_bytes']} B{tflm}")
     if "accuracy" in rep:
         typer.echo(f"  accuracy {100 * rep['accuracy']:.2f}%, agreement with the host {100 * rep.get('agreement_with_host', 0):.2f}%")
     if report_out:
