@@ -106,16 +106,21 @@ def site(tools, tiny_bundle, tmp_path_factory):
     app_port, collector_port = _free_port(), _free_port()
     origin = f"http://127.0.0.1:{app_port}"
     db = root / "reports.sqlite"
-    collector = _start("edgekd", "reports", "serve", "--db", str(db), "--token", TOKEN, "--port", str(collector_port), "--allow-origin", origin)
-    server = _start("edgekd", "app", "serve", str(app_dir), "--port", str(app_port))
+    procs = {}
+
+    def start_collector():
+        procs["collector"] = _start("edgekd", "reports", "serve", "--db", str(db), "--token", TOKEN, "--port", str(collector_port), "--allow-origin", origin)
+        _wait_http(f"http://127.0.0.1:{collector_port}/v1/health", procs["collector"])
+
+    procs["server"] = _start("edgekd", "app", "serve", str(app_dir), "--port", str(app_port))
     try:
-        _wait_http(f"http://127.0.0.1:{collector_port}/v1/health", collector)
-        _wait_http(origin + "/app.json", server)
-        yield {"app": app_dir, "origin": origin, "collector": f"http://127.0.0.1:{collector_port}", "db": db, "server": server,
-               "app_port": app_port, "bundle": tiny_bundle}
+        start_collector()
+        _wait_http(origin + "/app.json", procs["server"])
+        yield {"app": app_dir, "origin": origin, "collector": f"http://127.0.0.1:{collector_port}", "db": db, "procs": procs,
+               "start_collector": start_collector, "app_port": app_port, "bundle": tiny_bundle}
     finally:
-        _stop(server)
-        _stop(collector)
+        for proc in procs.values():
+            _stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -241,29 +246,49 @@ def test_a_fake_camera_frame_is_classified(phone):
     assert page.inner_text("#camera-button") == "Camera"
 
 
+def _save(page, field, value):
+    page.fill(field, value)
+    page.dispatch_event(field, "change")
+
+
 def test_a_report_lands_in_the_collector_and_reports_show_lists_it(phone, site):
     from edgekd_runtime.report import parse_report
 
     page = phone["page"]
-    page.fill("#collector", site["collector"])
-    page.dispatch_event("#collector", "change")
-    page.fill("#token", TOKEN)
-    page.dispatch_event("#token", "change")
+    _save(page, "#collector", site["collector"])
+    # A token the collector refuses: the page says why and keeps the report for later.
+    _save(page, "#token", "not-the-token")
+    page.click("#send-button")
+    page.wait_for_function("document.getElementById('send-result').textContent.includes('refused the token')", timeout=20000)
+    assert "missing or wrong token" in page.inner_text("#send-result") and page.inner_text("#queue") == "1 queued"
+    _save(page, "#token", TOKEN)
     assert page.input_value("#token") == "" and page.evaluate("localStorage.getItem('edgekd.token')") == TOKEN
     page.click("#send-button")
-    page.wait_for_function("document.getElementById('send-result').textContent.includes('stored')", timeout=20000)
+    page.wait_for_function("document.getElementById('send-result').textContent.includes('2 report(s) stored')", timeout=20000)
     stored = _stored(site["db"])
-    assert len(stored) == 1
-    report = stored[0]
-    # Exactly the runtime's schema: the runtime's own reader takes it as it takes a spooled report.
-    parse_report(json.dumps(report).encode(), "browser report")
-    assert report["device"]["kind"] == "browser" and "Android" in report["device"]["user_agent"]
-    assert report["runtime"]["engine"] == "litert.js" and report["runtime"]["accelerator"] == "wasm"
-    assert report["bundle"] == "tiny" and report["format"] == "tflite-fp32" and report["latency"]["runs"] >= 1
-    assert report["agreement_with_host"] >= 0.999
+    assert len(stored) == 2 and page.inner_text("#queue") == ""
+    for report in stored:
+        # Exactly the runtime's schema: the runtime's own reader takes it as it takes a spooled report.
+        parse_report(json.dumps(report).encode(), "browser report")
+        assert report["device"]["kind"] == "browser" and "Android" in report["device"]["user_agent"]
+        assert report["runtime"]["engine"] == "litert.js" and report["runtime"]["accelerator"] == "wasm"
+        assert report["bundle"] == "tiny" and report["format"] == "tflite-fp32" and report["latency"]["runs"] >= 1
+        assert report["agreement_with_host"] >= 0.999
     shown = run_cli("edgekd", "reports", "show", "--db", str(site["db"]))
     assert shown.returncode == 0, shown.stderr
-    assert "tiny" in shown.stdout and report["device_id"] in shown.stdout and "litert.js" in shown.stdout
+    assert "tiny" in shown.stdout and stored[0]["device_id"] in shown.stdout and "litert.js" in shown.stdout
+
+
+def test_with_the_collector_down_a_report_waits_and_arrives_once(phone, site):
+    page = phone["page"]
+    before = len(_stored(site["db"]))
+    _stop(site["procs"]["collector"])
+    sent = page.evaluate("window.edgekdApp.then(a => a.sendReport())")
+    assert "collector unreachable" in sent["outcome"]["message"]
+    site["start_collector"]()
+    page.evaluate("window.edgekdApp.then(a => a.outbox.flush())")
+    ids = [r["report_id"] for r in _stored(site["db"])]
+    assert ids.count(sent["report_id"]) == 1 and len(ids) == before + 1
 
 
 def test_a_report_queued_offline_is_sent_once_after_reconnecting(phone, site):
@@ -318,7 +343,7 @@ def test_the_service_worker_serves_the_app_with_the_server_stopped(phone, site, 
     _until(page, """(v) => navigator.serviceWorker.ready.then(() => caches.open('edgekd-app-' + v))
         .then(c => window.edgekdApp.then(a => Promise.all(a.engine.wasmUrls.map(u => c.match(u)))))
         .then(hits => hits.every(Boolean))""", version, seconds=30)
-    _stop(site["server"])
+    _stop(site["procs"]["server"])
     with pytest.raises(OSError):
         urllib.request.urlopen(site["origin"] + "/app.json", timeout=2)
     again = context.new_page()

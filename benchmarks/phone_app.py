@@ -1,0 +1,108 @@
+"""The phone app in headless Chromium (issue 15), one command:
+
+    .venv/bin/python benchmarks/phone_app.py out/demo/android-midrange benchmarks/out/mnist_build/builds/android-midrange
+
+For each bundle: `edgekd app` writes the app, it is served on 127.0.0.1 and opened in Debian's chromium (Playwright,
+phone viewport, a fresh profile each time, wasm backend: no GPU here), and measured: the app's size, the first
+load (navigation to a loaded model, cold caches), the latency of the model call on one eval sample (--runs timed
+after 10 untimed), and the top-1 agreement and max abs difference with the host's outputs over the app's eval slice.
+Beside it, the same artifact in LiteRT on Python on this machine (edgekd_runtime.profile, one thread and default).
+Raw results: benchmarks/results/phone_app.json (--results).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from edgekd.app import write_app  # noqa: E402
+from edgekd.app.serve import make_server  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PHONE = {"viewport": {"width": 412, "height": 915}, "device_scale_factor": 2.625, "is_mobile": True, "has_touch": True,
+         "user_agent": "Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Mobile Safari/537.36"}
+TIMED = """async (n) => {
+  const a = await window.edgekdApp;
+  const buffer = await (await fetch('eval.bin')).arrayBuffer();
+  const size = a.config.model.input.shape.slice(1).reduce((x, y) => x * y, 1);
+  const raw = a.config.eval.raw_dtype === 'uint8' ? new Uint8Array(buffer, 0, size) : new Float32Array(buffer, 0, size);
+  for (let i = 0; i < 10; i++) await a.engine.classify(raw);
+  const start = a.engine.latencies.length;
+  for (let i = 0; i < n; i++) await a.engine.classify(raw);
+  return a.engine.latencies.slice(start);
+}"""
+
+
+def measure(bundle: str, runs: int, work: Path) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    from edgekd_runtime import profile
+
+    out = work / Path(bundle).name
+    app = write_app(bundle, out, force=True)
+    server = make_server(out, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        with sync_playwright() as p, tempfile.TemporaryDirectory() as profile_dir:
+            context = p.chromium.launch_persistent_context(profile_dir, executable_path=CHROMIUM, headless=True, args=ARGS, **PHONE)
+            page = context.new_page()
+            page.goto(url)
+            ready = page.evaluate("window.edgekdApp.then(a => ({ready_ms: a.ready_ms, load_s: a.engine.loadSeconds, backend: a.engine.describe()}))")
+            evaluation = page.evaluate("window.edgekdApp.then(a => a.runEval()).then(e => ({...e, top1: undefined}))")
+            browser_ms = np.array(page.evaluate(TIMED, runs))
+            context.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    python = {}
+    for threads in (1, None):
+        options = {"threads": threads} if threads else {}
+        report = profile(bundle, runs=runs, warmup=10, artifact=app.artifact.format, **options)
+        python["threads_1" if threads else "threads_default"] = {"p50_ms": report["latency"]["p50_ms"], "p90_ms": report["latency"]["p90_ms"],
+                                                                 "runtime": report["runtime"], "agreement_with_host": report["agreement_with_host"]}
+    return {
+        "bundle": bundle, "artifact": app.artifact.format, "model_bytes": app.artifact.bytes, "app_bytes": app.bytes,
+        "first_load_ms": ready["ready_ms"], "model_load_s": ready["load_s"], "backend": ready["backend"],
+        "browser": {"p50_ms": float(np.percentile(browser_ms, 50)), "p90_ms": float(np.percentile(browser_ms, 90)), "runs": int(browser_ms.size)},
+        "eval": evaluation, "python_litert": python,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("bundles", nargs="+")
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "phone_app.json"))
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        for bundle in args.bundles:
+            row = measure(bundle, args.runs, Path(work))
+            rows.append(row)
+            print(f"{bundle}: {row['artifact']} {row['model_bytes']} B, first load {row['first_load_ms']:.0f} ms, browser p50 {row['browser']['p50_ms']:.3f} ms, "
+                  f"Python LiteRT p50 {row['python_litert']['threads_1']['p50_ms']:.3f} ms (1 thread), agreement {row['eval']['agreement_with_host']:.4f}, "
+                  f"max abs diff {row['eval']['max_abs_diff']:.3g}")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    chromium = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip()
+    doc = {"command": " ".join(["benchmarks/phone_app.py"] + sys.argv[1:]), "commit": commit, "chromium": chromium,
+           "machine": platform.machine(), "cpus": __import__("os").cpu_count(), "rows": rows}
+    Path(args.results).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.results).write_text(json.dumps(doc, indent=2))
+    print(f"results: {args.results}")
+
+
+if __name__ == "__main__":
+    main()
