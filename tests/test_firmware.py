@@ -173,3 +173,33 @@ def test_a_missing_compiler_names_its_package(tmp_path):
     assert proc.returncode == 3, proc.stderr
     assert "gcc-arm-none-eabi" in proc.stderr and "qemu-system-arm" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_set_up_installs_only_what_is_missing_and_only_as_root(monkeypatch):
+    import io
+
+    from edgekd.firmware import toolchain
+
+    calls = []
+
+    def apt(cmd, **_):
+        calls.append(cmd)
+        return type("Done", (), {"returncode": 0})()
+
+    state = {"missing": ["qemu-system-arm"]}
+    monkeypatch.setattr(toolchain, "missing_packages", lambda *a, **k: list(state["missing"]))
+    monkeypatch.setattr(toolchain.os, "geteuid", lambda: 1000)
+    out = io.StringIO()
+    assert toolchain.install(run=apt, out=out) == 1 and not calls
+    assert "run as root: apt-get install -y qemu-system-arm" in out.getvalue()
+    monkeypatch.setattr(toolchain.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(toolchain.shutil, "which", lambda name, path=None: "/usr/bin/" + name)
+
+    def apt_then_present(cmd, **kw):
+        state["missing"] = []
+        return apt(cmd, **kw)
+
+    assert toolchain.install(run=apt_then_present, out=io.StringIO()) == 0
+    assert calls == [["apt-get", "install", "-y", "-q", "qemu-system-arm"]]
+    calls.clear()
+    assert toolchain.install(run=apt, out=io.StringIO()) == 0 and not calls  # idempotent: nothing missing, nothing run
