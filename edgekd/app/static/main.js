@@ -163,7 +163,9 @@ async function main() {
     const top1 = [];
     for (let i = 0; i < meta.count; i++) {
       const raw = new Raw(buffer, i * size * Raw.BYTES_PER_ELEMENT, size);
-      const { scores, top } = await engine.classify(raw);
+      const result = await engine.classify(raw);
+      const { scores, top } = result;
+      if (i === meta.count - 1) show(result, Float32Array.from(raw));
       const pred = top[0].index;
       top1.push(pred);
       if (host) {
