@@ -123,11 +123,17 @@ def write_atomic(path: str, data: bytes) -> None:
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     tmp = "%s.%d.tmp" % (path, os.getpid())
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # A full disk fails the write or the flush: leave no half-written file behind to fill it further.
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
     # The rename is in the folder's own data: without this a power cut can undo it (no file, or the old one).
     _fsync_dir(parent)
 

@@ -46,7 +46,7 @@ def _tensorrt():
     except (ImportError, OSError) as exc:  # OSError: the package is there but libnvinfer is not
         raise EngineUnavailableError(
             "TensorRT is not importable (%s)" % _first_line(exc),
-            "on a Jetson use the JetPack python3-libnvinfer package; elsewhere pip install tensorrt",
+            "on a Jetson use the JetPack python3-libnvinfer package; elsewhere pip install 'edgekd-runtime[tensorrt]'",
         )
     return trt
 
