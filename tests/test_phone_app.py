@@ -385,3 +385,66 @@ def test_the_collector_refuses_a_wildcard_or_malformed_origin(tmp_path):
             check_origins([bad])
     proc = run_cli("edgekd", "reports", "serve", "--db", str(tmp_path / "r.sqlite"), "--token", "t", "--allow-origin", "*")
     assert proc.returncode == 2 and "--allow-origin '*'" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_build_app_refuses_formats_no_browser_runs_before_training():
+    from edgekd.app import check_app_formats
+    from edgekd.errors import EdgekdError
+
+    with pytest.raises(EdgekdError, match="add tflite-fp32 to --formats"):
+        check_app_formats(["tflm-int8", "c-int8"])
+    check_app_formats(["coreml", "tflite-fp16"])  # the iphone profile's formats: its fp16 TFLite runs in the browser
+
+
+def _self_signed(folder):
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "edgekd-app")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return str(folder / "cert.pem"), str(folder / "key.pem")
+
+
+def test_app_serve_speaks_https_with_a_certificate_and_refuses_bad_input(tools, tmp_path, tiny_bundle):
+    import ssl
+    import threading
+
+    from edgekd.app import write_app
+    from edgekd.app.serve import make_server
+    from edgekd.errors import EdgekdError
+
+    app = write_app(tiny_bundle["path"], tmp_path / "app")
+    cert, key = _self_signed(tmp_path)
+    server = make_server(app.out, "127.0.0.1", 0, cert=cert, key=key)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        context = ssl.create_default_context(cafile=cert)
+        context.check_hostname = False
+        url = f"https://127.0.0.1:{server.server_address[1]}"
+        with urllib.request.urlopen(url + "/vendor/litertjs/wasm/litert_wasm_internal.wasm", context=context) as r:
+            assert r.headers["Content-Type"] == "application/wasm" and r.read(4) == b"\0asm"
+        with urllib.request.urlopen(url + "/app.webmanifest", context=context) as r:
+            assert json.loads(r.read())["display"] == "standalone"
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(EdgekdError, match="not a phone app written by edgekd"):
+        make_server(tmp_path, "127.0.0.1", 0)
+    with pytest.raises(EdgekdError, match="cannot use the certificate"):
+        make_server(app.out, "127.0.0.1", 0, cert=key, key=key)
+    with pytest.raises(EdgekdError, match="already exists"):
+        write_app(tiny_bundle["path"], app.out)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    with pytest.raises(EdgekdError, match="nothing was deleted"):
+        write_app(tiny_bundle["path"], tmp_path / "mine", force=True)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"
