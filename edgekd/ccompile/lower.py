@@ -290,8 +290,9 @@ def _concat(graph: Graph, op: Op, k: str) -> Step:
     axis = int(op.options.get("axis", -1)) % len(out.shape)
     outer = int(np.prod(out.shape[:axis]))
     inner = [int(np.prod(t.shape[axis:])) for t in ins] + [0] * (8 - len(ins))
-    arr = ", ".join(f"{{in{i}}}" for i in range(len(ins)))
-    call = f"{{ const int8_t *const ins[{len(ins)}] = {{{arr}}}; edgekd_concat_s8(ins, {{out}}, &{k}); }}"
+    arr = ", ".join("{in%d}" % i for i in range(len(ins)))
+    # Literal braces are doubled: the emitter fills {inN}/{out} with str.format.
+    call = "{{ const int8_t *const ins[%d] = {{%s}}; edgekd_concat_s8(ins, {out}, &%s); }}" % (len(ins), arr, k)
     fields = dict(count=len(ins), outer=outer, inner=inner)
     return Step(op, call, list(op.inputs), op.outputs[0], [], ("edgekd_concat_params", k, fields))
 
