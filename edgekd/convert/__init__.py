@@ -24,11 +24,12 @@ _MODULES = {
     "onnx": "onnx",
     "tensorrt": "tensorrt",
     "coreml": "coreml",
+    "c-int8": "c",
 }
 
 TARGETS = tuple(_MODULES)
 # Short names accepted wherever a list of targets is typed by a person.
-ALIASES = {"tflite": "tflite-fp32", "tflm": "tflm-int8", "trt": "tensorrt", "mlpackage": "coreml"}
+ALIASES = {"tflite": "tflite-fp32", "tflm": "tflm-int8", "trt": "tensorrt", "mlpackage": "coreml", "c": "c-int8"}
 
 
 def resolve_target(name: str) -> str:
