@@ -21,7 +21,7 @@ from .errors import ProfileError
 
 PROFILE_DIR = Path(__file__).resolve().parent / "device_profiles"
 
-FORMATS = ("tflite-int8", "tflite-fp16", "tflite-fp32", "tflite-dynamic", "tflm-int8", "onnx", "tensorrt", "coreml")
+FORMATS = ("tflite-int8", "tflite-fp16", "tflite-fp32", "tflite-dynamic", "tflm-int8", "onnx", "tensorrt", "coreml", "c-int8")
 PRECISIONS = ("int8", "fp16", "fp32")
 BYTES_PER_WEIGHT = {"int8": 1, "fp16": 2, "fp32": 4}
 FORMAT_PRECISION = {
@@ -33,6 +33,7 @@ FORMAT_PRECISION = {
     "onnx": "fp32",
     "tensorrt": "fp16",
     "coreml": "fp16",
+    "c-int8": "int8",
 }
 
 
