@@ -152,6 +152,10 @@ def assemble_bundle(
     converters wrote must still exist: they are copied in here.
     """
     host_outputs = np.asarray(host_outputs, dtype=np.float32)
+    from .convert.c import c_artifacts, check_bit_exact
+
+    for conv in c_artifacts(converted):  # the C library must equal tflite-micro on every eval sample, before anything is written
+        check_bit_exact(conv, converted, preprocessing, eval_x)
     files: Dict[str, Union[str, bytes]] = dict(extra_files or {})
     for conv in converted:
         files.update({k: str(v) for k, v in conv.files.items()})
