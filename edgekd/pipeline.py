@@ -207,7 +207,7 @@ def build(
                                    schedule.epoch_seconds, say) if qat else None)
         verified = convert_verified(model, fmts, staging, d.pre, d.test.x[:d.n_eval], d.test.y[:d.n_eval], d.x_train, fine_tune=fine_tune,
                                     on_format=lambda i, f: job.update(i / len(fmts), f"converting {f}"),
-                                    op_limits=prof.op_limits, labels=labels, teacher_fingerprint=teacher.fingerprint)
+                                    op_limits=prof.op_limits, profile=prof, labels=labels, teacher_fingerprint=teacher.fingerprint)
         for note in verified.notes:
             say(f"warning: {note}")
         summary = _summary(verified, d.n_eval, teacher_eval_acc)

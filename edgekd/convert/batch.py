@@ -197,6 +197,7 @@ def convert_student(
         "tensorrt": {"opset": opset, "fixed_batch": fixed_batch, "precision": trt_precision},
         "coreml": {"precision": coreml_precision, "compress": coreml_compress, "labels": labels, "teacher_fingerprint": teacher_fingerprint},
         "tflm-int8": {"op_limits": op_limits},
+        "c-int8": {"preprocessing": pre, "profile": device},
     }
     staging = Path(tempfile.mkdtemp(prefix="edgekd-convert-"))
     try:

@@ -46,7 +46,7 @@ def convert_verified(model, formats: List[str], staging: Path, preprocessing, x_
     for i, fmt in enumerate(formats):
         if on_format is not None:
             on_format(i, fmt)
-        conv = convert(model, fmt, staging, calibration=calibration, previous=done, **options)
+        conv = convert(model, fmt, staging, calibration=calibration, previous=done, preprocessing=preprocessing, **options)
         reference = keras_logits
         if conv.artifact.verification != "not verified here":
             check(conv, preprocessing, x_raw, y, keras_logits, staging)
@@ -57,7 +57,7 @@ def convert_verified(model, formats: List[str], staging: Path, preprocessing, x_
                     qat_model = fine_tune()
                 if qat_model is not None:
                     qat_logits = qat_model.predict(preprocessing.apply(x_raw), verbose=0, batch_size=256)
-                    retry = convert(qat_model, fmt, staging, calibration=calibration, previous=done, **options)
+                    retry = convert(qat_model, fmt, staging, calibration=calibration, previous=done, preprocessing=preprocessing, **options)
                     check(retry, preprocessing, x_raw, y, qat_logits, staging)
                     if retry.artifact.verification == "passed":
                         notes.append(f"{first}; after a quantization-aware fine-tune it passes")
@@ -73,7 +73,7 @@ def convert_verified(model, formats: List[str], staging: Path, preprocessing, x_
     if ordered and ordered[0].artifact.verification == "failed":
         passing = [c for c in ordered if c.artifact.verification == "passed"]
         if not passing:
-            fallback = convert(model, FALLBACK_FORMAT, staging, calibration=calibration, previous=done, **options)
+            fallback = convert(model, FALLBACK_FORMAT, staging, calibration=calibration, previous=done, preprocessing=preprocessing, **options)
             check(fallback, preprocessing, x_raw, y, keras_logits, staging)
             done[FALLBACK_FORMAT] = fallback
             references[FALLBACK_FORMAT] = keras_logits
