@@ -113,7 +113,7 @@ def build(
 @app.command()
 def convert(
     student: Path = typer.Argument(..., help="trained tf_keras student: .keras/.h5 file, SavedModel folder, or the folder `edgekd distill`/`build` wrote (student/ + distill.json, whose preprocessing is used)"),
-    to: str = typer.Option(..., "--to", help="comma-separated targets: tflite-fp32, tflite-fp16, tflite-dynamic, tflite-int8, tflm-int8 (tflm), onnx, tensorrt, coreml"),
+    to: str = typer.Option(..., "--to", help="comma-separated targets: tflite-fp32, tflite-fp16, tflite-dynamic, tflite-int8, tflm-int8 (tflm), c-int8 (c: a C library, no interpreter), onnx, tensorrt, coreml"),
     out: Path = typer.Option(..., help="output folder (a bundle the runtime reads, plus parity.json)"),
     calibration: Optional[str] = typer.Option(None, help="representative data for int8 (.npz, image folder, 'digits'): training inputs"),
     eval_data: Optional[str] = typer.Option(None, "--eval", help="labelled data for the parity check (default: the calibration data)"),
