@@ -12,7 +12,7 @@ ONE_PER_THING = ("convert", "students", os.path.join("distill", "methods"))
 # Layers, lowest first: a module may import its own layer or lower ones, never higher.
 LAYERS = [
     {"errors"},
-    {"budget", "data", "preprocess", "profiles", "progress", "students", "teachers", "tables"},
+    {"budget", "ccompile", "data", "preprocess", "profiles", "progress", "students", "teachers", "tables"},
     {"convert"},  # the formats and parity: sizing converts candidates to measure them
     {"sizing"},
     {"bundle_assembly", "distill", "convert.verified"},
