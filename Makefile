@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Defined before the rules that name it: make expands a rule's prerequisites when it reads the rule.
+WEBSTAMP := web/node_modules/.installed
 
 .PHONY: demo test install clean py36 mcu-tools arm64-tools arm64-check browser-tools
 
@@ -21,7 +23,6 @@ test: $(STAMP) $(WEBSTAMP) py36 mcu-tools arm64-tools browser-tools
 	$(BIN)/python -m pytest -n 2 tests
 
 # LiteRT.js for the phone app (edgekd app), from the pinned web/package-lock.json; redone when the lock changes.
-WEBSTAMP := web/node_modules/.installed
 $(WEBSTAMP): web/package-lock.json
 	cd web && npm ci --no-audit --no-fund --loglevel=error
 	touch $(WEBSTAMP)
