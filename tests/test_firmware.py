@@ -32,7 +32,8 @@ def tools():
 
 @pytest.fixture(scope="module")
 def student_bundle(digits_split, tmp_path_factory):
-    """A small digits CNN (conv, depthwise conv, max pool, dense) trained for seconds, converted for the M4F."""
+    """A small digits CNN (conv, depthwise conv, max pool, dense) trained for seconds, converted for the M4F to
+    TFLite Micro and to C (the c-int8 artifact, whose library the firmware builds)."""
     import tf_keras as keras
     from tf_keras import layers
 
@@ -52,7 +53,7 @@ def student_bundle(digits_split, tmp_path_factory):
     model.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(preprocessing_for(train).apply(train.x), train.y, epochs=8, batch_size=32, verbose=0)
     out = tmp_path_factory.mktemp("firmware") / "bundle"
-    convert_student(model, "tflm-int8", out, calibration=train, eval_data=test, profile="cortex-m4f")
+    convert_student(model, ["tflm-int8", "c-int8"], out, calibration=train, eval_data=test, profile="cortex-m4f")
     return out
 
 
@@ -75,6 +76,7 @@ def test_firmware_is_bit_exact_and_measured(student_bundle, tools, core, tmp_pat
     from edgekd_runtime import Bundle
 
     result = firmware(student_bundle, core=core, samples=SAMPLES, report_out=str(tmp_path / "report.json"), tools=tools)
+    assert result.library_dir.name == "model_c"  # the bundle's own C library, not a fresh compile
     assert result.mismatched == 0 and result.run.outputs.shape == (SAMPLES, 10)
     assert np.array_equal(result.run.outputs, result.reference)
     report = json.loads((tmp_path / "report.json").read_text())
@@ -139,6 +141,18 @@ def _break_first_output(lib_dir):
         '#include "edgekd_model.h"\nint edgekd_model_invoke_inner(const int8_t *input, int8_t *output);\n'
         "int edgekd_model_invoke(const int8_t *input, int8_t *output)\n"
         "{ int rc = edgekd_model_invoke_inner(input, output); output[0] = (int8_t)(output[0] + 1); return rc; }\n")
+
+
+def test_c_code_edited_after_generation_is_refused(student_bundle, tools, tmp_path):
+    from edgekd.firmware.run import firmware
+    from edgekd_runtime import IntegrityError
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(student_bundle, bundle)
+    with open(bundle / "model_c" / "edgekd_model.c", "a") as handle:
+        handle.write("/* a local tweak */\n")
+    with pytest.raises(IntegrityError, match=r"model_c/edgekd_model.c does not match its sha256"):
+        firmware(bundle, samples=2, tools=tools)
 
 
 def test_a_hanging_model_is_bounded_and_reported(tools, tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 import numpy as np
-from edgekd_runtime import Bundle, Model
+from edgekd_runtime import Artifact, Bundle, Model
 from edgekd_runtime.manifest import MANIFEST_NAME, sha256_file
 from edgekd_runtime.report import write_report
 
@@ -57,22 +57,35 @@ def _bundle_of(source: Path, bundle: Optional[str]) -> Path:
     raise EdgekdError(f"{source} holds a C library but no bundle to take the eval samples from", "pass --bundle BUNDLE (the bundle the library was compiled from)")
 
 
-def _int8_artifact(manifest):
+def _reference(opened: Bundle):
+    """(artifact, Model on tflm) of the int8 TFLite model the C library must equal byte for byte: the bundle's
+    tflm-int8 / tflite-int8 artifact, else the source model a c-int8 artifact ships beside it."""
+    manifest = opened.manifest
     for fmt in INT8_FORMATS:
-        for art in manifest.artifacts:
-            if art.format == fmt:
-                return art
+        if any(a.format == fmt for a in manifest.artifacts):
+            model = Model.from_bundle(opened, artifact=fmt, engine="tflm")
+            return model.artifact, model
+    for art in manifest.artifacts:
+        source = (art.settings or {}).get("source")
+        if art.engine == "c" and source in manifest.files:
+            if art.verification != "passed":
+                raise EdgekdError(f"artifact {art.path} ({art.format}) did not pass the host's verification ({art.verification})", "convert the student again")
+            ref = Artifact(path=source, format="tflm-int8", engine="tflm", input=art.input, output=art.output)
+            model = Model(opened.checked_path(source), ref, manifest.preprocessing, engine="tflm")
+            model.raw_dtype = manifest.input.dtype
+            return ref, model
     have = ", ".join(a.format for a in manifest.artifacts)
-    raise EdgekdError(f"the bundle has no int8 TFLite artifact (it has {have})", "build it for an MCU profile (--profile cortex-m4f) or convert with --to tflm-int8")
+    raise EdgekdError(f"the bundle has no int8 TFLite model (it has {have})", "build it for an MCU profile (--profile cortex-m4f) or convert with --to tflm-int8,c")
 
 
 def _bundled_library(opened: Bundle) -> Optional[Path]:
     """A C library the bundle carries (checked against the manifest's hashes), if any."""
     for art in opened.manifest.artifacts:
         if art.format.startswith("c"):
+            # Every file checked against the manifest's sha256: C code edited after generation is refused here.
             for name in opened.artifact_files(art):
                 opened.checked_path(name)
-            path = Path(opened.checked_path(art.path))
+            path = Path(opened.path(art.path))
             folder = path if path.is_dir() else path.parent
             if (folder / HEADER).is_file():
                 return folder
@@ -140,11 +153,10 @@ holds run in several images. ``timeout_s`` bounds each emulator run. ``out_dir``
     work = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="edgekd-firmware-"))
     try:
         with Bundle.open(str(_bundle_of(source, bundle) if library else source)) as opened:
-            art = _int8_artifact(opened.manifest)
+            art, model = _reference(opened)
             library = library or _bundled_library(opened) or _compile_library(opened, art, work / "c")
             x, y, host = opened.load_eval()
             n = min(samples or len(x), len(x))
-            model = Model.from_bundle(opened, artifact=art.format, engine="tflm")
             q = np.asarray(model.prepare(x[:n]))
             reference = np.asarray(model.backend.invoke(q)).reshape(n, -1).astype(np.int8)
             tflm_arena = model.backend.describe().get("arena_used")
