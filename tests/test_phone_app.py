@@ -358,6 +358,90 @@ def test_the_service_worker_serves_the_app_with_the_server_stopped(phone, site, 
     assert not phone["errors"], phone["errors"]
 
 
+def test_a_npy_sample_scores_as_python_litert_does(phone, site, tmp_path):
+    from edgekd_runtime import Bundle, Model
+
+    page = phone["page"]
+    raw = site["bundle"]["x"][7:8].astype(np.float32)  # (1, 8, 8, 1), as the bundle stores it
+    np.save(tmp_path / "sample.npy", raw)
+    before = _state(page)["runs"]
+    page.set_input_files("#file", str(tmp_path / "sample.npy"))
+    _wait_runs(page, before)
+    state = _state(page)
+    with Bundle.open(site["bundle"]["path"]) as bundle:
+        np.testing.assert_array_equal(np.array(state["input"], np.float32), bundle.manifest.preprocessing.apply(raw).ravel())
+        expected = Model.from_bundle(bundle, artifact="tflite-fp32").predict(raw)[0]
+    np.testing.assert_allclose(state["scores"], expected, atol=1e-5)
+
+
+def _uint8_io_bundle(tiny, root):
+    """The tiny model as full int8 with uint8 inputs and outputs (what LiteRT.js takes of an int8 model), alone in
+    a bundle: the page must quantize its input and dequantize its output as the runtime does."""
+    import tensorflow as tf
+
+    from edgekd.convert.tflite import tensor_specs
+    from edgekd_runtime import Artifact, Manifest, Preprocessing, TensorSpec, write_bundle
+
+    pre = Preprocessing(scale=1.0 / 16.0)
+    w, b = tiny["w"], tiny["b"]
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 8, 8, 1], tf.float32)])
+    def logits(x):
+        return tf.matmul(tf.reshape(x, [1, 64]), tf.constant(w)) + tf.constant(b)
+
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([logits.get_concrete_function()], logits)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    calib = pre.apply(tiny["x"])
+    conv.representative_dataset = lambda: ([calib[i : i + 1]] for i in range(len(calib)))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.uint8
+    conv.inference_output_type = tf.uint8
+    blob = conv.convert()
+    spec_in, spec_out = tensor_specs(blob)
+    assert spec_in.dtype == spec_out.dtype == "uint8"
+    host = (calib.reshape(len(calib), -1) @ w + b).astype(np.float32)
+    art = Artifact("model_int8_uint8io.tflite", "tflite-int8", "litert", spec_in, spec_out, len(blob), verification="passed")
+    manifest = Manifest(name="tiny-uint8", labels=[str(i) for i in range(10)], input=TensorSpec([1, 8, 8, 1], "float32"),
+                        preprocessing=pre, artifacts=[art], files={})
+    (root / "staging").mkdir()
+    np.savez_compressed(root / "staging" / "eval.npz", x=tiny["x"], y=tiny["y"], host_outputs=host)
+    return write_bundle(str(root / "bundle"), manifest, {art.path: blob, "eval.npz": str(root / "staging" / "eval.npz")})
+
+
+def test_an_int8_model_with_uint8_io_scores_as_python_litert_does(phone, tiny_bundle, tmp_path):
+    import threading
+
+    from edgekd.app import write_app
+    from edgekd.app.serve import make_server
+    from edgekd_runtime import Bundle, Model
+
+    bundle = _uint8_io_bundle(tiny_bundle, tmp_path)
+    app = write_app(bundle, tmp_path / "app")
+    server = make_server(app.out, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    page = phone["context"].new_page()
+    try:
+        page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
+        result = page.evaluate("window.edgekdApp.then(a => a.runEval())")
+        scores = np.array(page.evaluate("""window.edgekdApp.then(async a => {
+            const buffer = await (await fetch('eval.bin')).arrayBuffer();
+            const out = [];
+            for (let i = 0; i < a.config.eval.count; i++) out.push(Array.from((await a.engine.classify(new Float32Array(buffer, i * 256, 64))).scores));
+            return out; })"""))
+    finally:
+        page.close()
+        server.shutdown()
+        server.server_close()
+    with Bundle.open(bundle) as opened:
+        x, _, host = opened.load_eval()
+        expected = Model.from_bundle(opened).predict(x)
+    # The same quantized input gives the same quantized output: the browser equals the runtime exactly.
+    np.testing.assert_allclose(scores, expected, atol=1e-6)
+    agreement = float(np.mean(scores.argmax(1) == host.argmax(1)))
+    assert result["agreement_with_host"] == pytest.approx(agreement) and agreement >= 0.99  # issue 15: at least 99% for int8
+    print(f"int8 (uint8 I/O) in the browser: agreement with the float host {agreement:.4f}, max abs diff {result['max_abs_diff']:.3g}")
+
+
 # No browser needed below: the bad inputs of the writer and of the collector's origin list.
 
 def test_a_bundle_with_nothing_the_browser_runs_is_refused_with_the_fix(tiny_bundle, tmp_path):
