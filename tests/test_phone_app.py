@@ -30,7 +30,9 @@ PHONE = {
     "user_agent": "Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Mobile Safari/537.36",
 }
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+               "--disable-sync", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+               # A LAN-like name for 127.0.0.1: the browser treats http://phone.test as it treats http://192.168.x.y.
+               "--host-resolver-rules=MAP phone.test 127.0.0.1"]
 
 
 def _missing_tools():
@@ -442,6 +444,21 @@ def test_an_int8_model_with_uint8_io_scores_as_python_litert_does(phone, tiny_bu
     print(f"int8 (uint8 I/O) in the browser: agreement with the float host {agreement:.4f}, max abs diff {result['max_abs_diff']:.3g}")
 
 
+def test_over_plain_http_off_localhost_the_page_says_why_the_camera_is_off(phone, site):
+    page = phone["context"].new_page()
+    try:
+        page.goto(f"http://phone.test:{site['app_port']}/")
+        page.evaluate("window.edgekdApp.then(() => true)")
+        assert page.evaluate("window.isSecureContext") is False
+        assert page.is_disabled("#camera-button")
+        assert "the camera needs HTTPS or localhost" in page.inner_text("#camera-note")
+        assert "offline use needs HTTPS or localhost" in page.inner_text("#install-note")
+        # The model still runs: only the camera and offline use need a secure context.
+        assert page.evaluate("window.edgekdApp.then(a => a.runEval())")["agreement_with_host"] >= 0.999
+    finally:
+        page.close()
+
+
 # No browser needed below: the bad inputs of the writer and of the collector's origin list.
 
 def test_a_bundle_with_nothing_the_browser_runs_is_refused_with_the_fix(tiny_bundle, tmp_path):
@@ -469,6 +486,16 @@ def test_the_collector_refuses_a_wildcard_or_malformed_origin(tmp_path):
             check_origins([bad])
     proc = run_cli("edgekd", "reports", "serve", "--db", str(tmp_path / "r.sqlite"), "--token", "t", "--allow-origin", "*")
     assert proc.returncode == 2 and "--allow-origin '*'" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_an_input_the_camera_cannot_feed_leaves_the_file_picker():
+    from edgekd.app.writer import image_layout
+
+    assert image_layout([1, 8, 8, 1]) == {"height": 8, "width": 8, "channels": 1}
+    assert image_layout([1, 32, 32, 3]) == {"height": 32, "width": 32, "channels": 3}
+    assert image_layout([1, 28, 28]) == {"height": 28, "width": 28, "channels": 1}
+    for shape in ([1, 64], [1, 16, 16, 4], [1, 100, 2, 2, 1]):
+        assert image_layout(shape) is None  # app.json's "image" is null: no camera, no pad, the picker takes .npy
 
 
 def test_build_app_refuses_formats_no_browser_runs_before_training():

@@ -18,8 +18,9 @@ function fmt(ms) {
 }
 
 async function registerWorker() {
-  if (!('serviceWorker' in navigator)) return 'no service worker in this browser: the app needs the network';
+  // Browsers hide navigator.serviceWorker on insecure pages: ask about the context first, it is the fixable cause.
   if (!window.isSecureContext) return 'offline use needs HTTPS or localhost (service workers are off on plain http)';
+  if (!('serviceWorker' in navigator)) return 'no service worker in this browser: the app needs the network';
   await navigator.serviceWorker.register('sw.js');
   return null;
 }
