@@ -250,8 +250,11 @@ def _unary(graph: Graph, op: Op, k: str) -> Step:
         rm, re, om, oe = quant.hard_swish_params(x.s, out.s)
         if oe > 0:
             raise ConversionError("HARD_SWISH with an output scale below the input's /128 (tflite-micro refuses it too)", WAY_OUT)
-        params = ("edgekd_hard_swish_params", k, dict(size=n, in_zp=x.zp, out_zp=out.zp, reluish_mult=rm, reluish_exp=re, out_mult=om, out_exp=oe))
-        call = f"edgekd_hard_swish_s8({{in0}}, {{out}}, &{k});"
+        # A 256-entry table (flash) computed with the reference kernel's fixed point: a load per element instead of
+        # some forty instructions; edgekd_hard_swish_s8 computes the same values on the device (tests compare them).
+        table = np.array(quant.hard_swish_table(x.s, x.zp, out.s, out.zp), np.int8)
+        return Step(op, f"edgekd_lut_s8({{in0}}, {{out}}, {n}, {k}_lut);", [op.inputs[0]], op.outputs[0],
+                    [Const(f"{k}_lut", "int8_t", table)], inplace=(0,))
     elif op.name == "LOGISTIC":
         m, ls, radius = quant.logistic_params(x.s)
         params = ("edgekd_logistic_params", k, dict(size=n, in_zp=x.zp, radius=radius, mult=m, left_shift=ls))

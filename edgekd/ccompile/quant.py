@@ -8,7 +8,7 @@ activation clamps); ``f32`` rounds a value to float32 exactly as C does.
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -132,3 +132,52 @@ def mean_multiplier(in_scale: float, out_scale: float, count: int) -> Tuple[int,
     mult, shift = quantize_multiplier(in_scale / out_scale)
     n = min(count.bit_length() - 1, 32, 31 + shift)
     return int(((mult << n) // count) if count > 0 else mult), shift - n
+
+
+def _int16(v: int) -> int:
+    return ((v + 32768) & 0xFFFF) - 32768
+
+
+def _tdiv(a: int, b: int) -> int:
+    """C's integer division (towards zero)."""
+    quotient = abs(a) // abs(b)
+    return quotient if (a >= 0) == (b > 0) else -quotient
+
+
+def _srdhm16(a: int, b: int) -> int:
+    if a == b == -32768:
+        return 32767
+    ab = a * b
+    return _int16(_tdiv(ab + ((1 << 14) if ab >= 0 else 1 - (1 << 14)), 1 << 15))
+
+
+def _rdbpot(x: int, exponent: int) -> int:
+    mask = (1 << exponent) - 1
+    return (x >> exponent) + (1 if (x & mask) > (mask >> 1) + (1 if x < 0 else 0) else 0)
+
+
+def _sat_left16(v: int, amount: int) -> int:
+    return max(-32768, min(32767, v * (1 << amount)))
+
+
+def hard_swish_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> List[int]:
+    """HARD_SWISH's int8 output for each of the 256 inputs (index: the input byte as unsigned), computed with the
+    reference kernel's 16-bit fixed point step by step (the C kernel edgekd_hard_swish_s8 computes the same)."""
+    rel_m, rel_e, out_m, out_e = hard_swish_params(in_scale, out_scale)
+    table = [0] * 256
+    for q in range(-128, 128):
+        hires = _int16(_int16(q - in_zp) * 128)
+        preshift = _srdhm16(hires, out_m)
+        rel = hires
+        if rel_e > 0:
+            rel = _sat_left16(rel, rel_e - 1)
+        rel = _srdhm16(rel, rel_m)
+        if rel_e > 0:
+            rel = _sat_left16(rel, 1)
+        if rel_e < 0:
+            rel = _rdbpot(rel, -rel_e)
+        rel = _int16((rel + (1 << 15)) >> 1)
+        prod = 32767 if rel == preshift == -32768 else _int16(_tdiv(rel * preshift, 1 << 15))
+        out = _int16(_rdbpot(prod, -out_e) + out_zp)
+        table[q & 0xFF] = max(-128, min(127, out))
+    return table

@@ -64,6 +64,12 @@ void edgekd_requant_s8(const int8_t *in, int8_t *out, const edgekd_requant_param
   }
 }
 
+/* An element-wise function of one int8 value, tabulated at generation time (HARD_SWISH). */
+void edgekd_lut_s8(const int8_t *in, int8_t *out, int32_t size, const int8_t *table) {
+  int32_t i;
+  for (i = 0; i < size; ++i) out[i] = table[(uint8_t)in[i]];
+}
+
 /* RELU6 (and any clamp on unchanged quantization). */
 void edgekd_clip_s8(const int8_t *in, int8_t *out, int32_t size, int32_t lo, int32_t hi) {
   int32_t i;

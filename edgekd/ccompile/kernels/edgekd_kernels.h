@@ -88,13 +88,15 @@ typedef struct {
 
 /* ---- TFLite / gemmlowp fixed point, exactly ---- */
 
+/* SaturatingRoundingDoublingHighMul. The reference's (ab + nudge) / 2^31, with its sign-dependent nudge and
+ * truncating division, equals floor((ab + 2^30) / 2^31) for every ab: one multiply, an add and a shift. */
+static inline int32_t edgekd_srdhm_nosat(int32_t a, int32_t b) {
+  return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 30)) >> 31);
+}
+
 static inline int32_t edgekd_srdhm(int32_t a, int32_t b) {
-  int64_t ab;
-  int32_t nudge;
   if (a == b && a == INT32_MIN) return INT32_MAX;
-  ab = (int64_t)a * (int64_t)b;
-  nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
-  return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+  return edgekd_srdhm_nosat(a, b);
 }
 
 static inline int32_t edgekd_rdbpot(int32_t x, int exponent) {
@@ -104,11 +106,11 @@ static inline int32_t edgekd_rdbpot(int32_t x, int exponent) {
   return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
-/* MultiplyByQuantizedMultiplier (double rounding, TFLite's default build). */
+/* MultiplyByQuantizedMultiplier (double rounding, TFLite's default build). A quantized multiplier is never
+ * INT32_MIN, so the saturating case of the high multiply cannot arise. */
 static inline int32_t edgekd_mbqm(int32_t x, int32_t mult, int shift) {
-  const int left = shift > 0 ? shift : 0;
-  const int right = shift > 0 ? 0 : -shift;
-  return edgekd_rdbpot(edgekd_srdhm(x * (1 << left), mult), right);
+  if (shift > 0) return edgekd_srdhm_nosat(x * (1 << shift), mult);
+  return edgekd_rdbpot(edgekd_srdhm_nosat(x, mult), -shift);
 }
 
 static inline int32_t edgekd_clamp(int32_t v, int32_t lo, int32_t hi) {
@@ -124,6 +126,7 @@ void edgekd_mul_s8(const int8_t *a, const int8_t *b, int8_t *out, const edgekd_m
 void edgekd_min_s8(const int8_t *a, const int8_t *b, int8_t *out, const edgekd_bcast *p);
 void edgekd_max_s8(const int8_t *a, const int8_t *b, int8_t *out, const edgekd_bcast *p);
 void edgekd_requant_s8(const int8_t *in, int8_t *out, const edgekd_requant_params *p);
+void edgekd_lut_s8(const int8_t *in, int8_t *out, int32_t size, const int8_t *table);
 void edgekd_clip_s8(const int8_t *in, int8_t *out, int32_t size, int32_t lo, int32_t hi);
 void edgekd_hard_swish_s8(const int8_t *in, int8_t *out, const edgekd_hard_swish_params *p);
 void edgekd_logistic_s8(const int8_t *in, int8_t *out, const edgekd_logistic_params *p);
