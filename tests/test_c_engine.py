@@ -266,3 +266,26 @@ def test_missing_compiler_names_the_package(c_bundle, tmp_path, monkeypatch):
 
     with pytest.raises(ConversionError, match="apt-get install gcc"):
         convert(None, "c-int8", tmp_path)
+
+
+def test_hard_swish_table_equals_the_fixed_point_kernel(tmp_path):
+    """The generator tabulates HARD_SWISH in Python; the C kernel computes it on the device: equal for every input
+    byte, over scales and zero points spanning both exponent signs of the reluish multiplier."""
+    from edgekd.ccompile import KERNEL_DIR, quant
+
+    so = tmp_path / "hs.so"
+    proc = subprocess.run(["cc", "-std=c99", "-O2", "-shared", "-fPIC", "-o", str(so), str(KERNEL_DIR / "edgekd_elementwise.c")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    lib = ctypes.CDLL(str(so))
+    rng = np.random.default_rng(0)
+    inputs = np.arange(-128, 128, dtype=np.int8)
+    for in_scale, out_scale in [(0.02, 0.01), (0.1, 0.05), (0.003, 0.004), (0.5, 0.3), *rng.uniform(0.001, 0.6, (20, 2))]:
+        in_zp, out_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 0))
+        rm, re, om, oe = quant.hard_swish_params(float(np.float32(in_scale)), float(np.float32(out_scale)))
+        if oe > 0:
+            continue
+        params = (ctypes.c_int32 * 7)(256, in_zp, out_zp, rm, re, om, oe)
+        out = np.zeros(256, np.int8)
+        lib.edgekd_hard_swish_s8(inputs.ctypes.data_as(ctypes.c_void_p), out.ctypes.data_as(ctypes.c_void_p), params)
+        table = quant.hard_swish_table(float(np.float32(in_scale)), in_zp, float(np.float32(out_scale)), out_zp)
+        assert out.tolist() == [table[int(q) & 0xFF] for q in inputs], (in_scale, out_scale, in_zp, out_zp)
