@@ -53,6 +53,9 @@ class Step:
     inplace: Tuple[int, ...] = ()  # input positions whose buffer the output may reuse
     alias: bool = False
     macs: int = 0
+    # Ops that read their input and write their output row by row, in order: (output rows, output row bytes, input
+    # row bytes, stride, top padding). The planner may then let the output start below the input and overlap it.
+    rows: Optional[Tuple[int, int, int, int, int]] = None
 
 
 def _act(graph: Graph, op: Op) -> Tuple[int, int]:
@@ -124,7 +127,8 @@ def _conv(graph: Graph, op: Op, k: str, depthwise: bool) -> Step:
                   dil_h=dh, dil_w=dw, pad_h=pad_h, pad_w=pad_w, in_offset=in_offset, out_offset=out.zp, act_min=lo,
                   act_max=hi, filter=f"{k}_w", bias=f"{k}_b", folded_bias=f"{k}_fb", mult=f"{k}_m", shift=f"{k}_s")
     fn = "edgekd_dwconv2d_s8" if depthwise else "edgekd_conv2d_s8"
-    return Step(op, f"{fn}({{in0}}, {{out}}, &{k});", [op.inputs[0]], op.outputs[0], consts, ("edgekd_conv_params", k, fields), macs=macs)
+    return Step(op, f"{fn}({{in0}}, {{out}}, &{k});", [op.inputs[0]], op.outputs[0], consts, ("edgekd_conv_params", k, fields), macs=macs,
+                rows=(oh, ow * oc, iw * ic, sh, pad_h))
 
 
 def _fc(graph: Graph, op: Op, k: str) -> Step:
@@ -214,7 +218,8 @@ def _pool(graph: Graph, op: Op, k: str) -> Step:
                   stride_w=o["stride_w"], pad_h=_padding(ih, o["filter_h"], o["stride_h"], 1, oh, o["padding"]),
                   pad_w=_padding(iw, o["filter_w"], o["stride_w"], 1, ow, o["padding"]), act_min=lo, act_max=hi)
     fn = "edgekd_avgpool_s8" if op.name == "AVERAGE_POOL_2D" else "edgekd_maxpool_s8"
-    return Step(op, f"{fn}({{in0}}, {{out}}, &{k});", [op.inputs[0]], op.outputs[0], [], ("edgekd_pool_params", k, fields))
+    return Step(op, f"{fn}({{in0}}, {{out}}, &{k});", [op.inputs[0]], op.outputs[0], [], ("edgekd_pool_params", k, fields),
+                rows=(oh, ow * c, iw * c, fields["stride_h"], fields["pad_h"]))
 
 
 def _mean(graph: Graph, op: Op, k: str) -> Step:
