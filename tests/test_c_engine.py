@@ -149,8 +149,8 @@ def test_arena_is_smaller_than_tflite_micros(family_models):
         blob = family_models[spec]
         lib = compile_tflite(blob, __import__("tempfile").mkdtemp())
         tflm = arena_used(runtime.Interpreter.from_bytes(blob, arena_size=1 << 20))
-        # Even counting the caller's input and output buffers, which tflite-micro keeps in its arena.
-        ours = lib.arena_bytes + lib.input_size + lib.output_size
+        # Our arena holds the input's slot, as tflite-micro's does; the output goes to the caller's buffer: count it.
+        ours = lib.arena_bytes + lib.output_size
         assert ours <= 0.6 * tflm, f"{spec}: {ours} bytes against tflite-micro's {tflm}"
         assert lib.arena_bytes < lib.unshared_arena_bytes
 
