@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import ConversionError
 from .emit import float_source, header, model_source
 from .graph import read_graph
-from .lower import EXTRA_FILES, KERNEL_FILES, lower
+from .lower import KERNEL_FILES, lower
 from .plan import plan_arena
 
 KERNEL_DIR = Path(__file__).parent / "kernels"
@@ -92,7 +92,7 @@ def compile_tflite(tflite_bytes: bytes, out_dir: Path, *, name: str = "edgekd_mo
         f"{name}.c": model_source(name, steps, plan, gin.index),
         f"{name}_float.c": float_source(name, in_q, out_q, channels, pre),
     }
-    kernel_files = sorted({KERNEL_FILES[o] for o in ops if o in KERNEL_FILES} | {f for o in ops for f in EXTRA_FILES.get(o, ())})
+    kernel_files = sorted({KERNEL_FILES[o] for o in ops if o in KERNEL_FILES})
     for fname in [KERNEL_HEADER] + kernel_files:
         shutil.copyfile(KERNEL_DIR / fname, out_dir / fname)
     for fname, text in texts.items():

@@ -30,7 +30,6 @@ KERNEL_FILES = {
     "PAD": "edgekd_reduce.c", "PADV2": "edgekd_reduce.c", "CONCATENATION": "edgekd_reduce.c",
     "SOFTMAX": "edgekd_elementwise.c",
 }
-EXTRA_FILES: Dict[str, Tuple[str, ...]] = {}
 WAY_OUT = ("choose a student family whose ops it compiles (e.g. mobilenetv3 with mcu_safe=1, dscnn, mlp), "
            "or ship the TFLite Micro artifact (tflm-int8) alone")
 
@@ -192,16 +191,9 @@ def _binary(graph: Graph, op: Op, k: str, consts: List[Const], names: List[str])
     else:  # MINIMUM / MAXIMUM compare the raw values (tflite-micro requires one quantization for all three)
         params = ("edgekd_bcast", k, bc)
         fn = "edgekd_min_s8" if op.name == "MINIMUM" else "edgekd_max_s8"
-    args = [names[0], names[1]]
     act_inputs = [op.inputs[i] for i in range(2) if graph.t(op.inputs[i]).data is None]
     # Activation inputs are placeholders; constant inputs are arrays of their own.
-    placeholders, j = [], 0
-    for i in range(2):
-        if graph.t(op.inputs[i]).data is None:
-            placeholders.append(f"{{in{j}}}")
-            j += 1
-        else:
-            placeholders.append(args[i])
+    placeholders = [names[i] or "{in%d}" % act_inputs.index(op.inputs[i]) for i in range(2)]
     inplace = tuple(sum(1 for q in range(i) if graph.t(op.inputs[q]).data is None) for i in inplace)
     return Step(op, f"{fn}({placeholders[0]}, {placeholders[1]}, {{out}}, &{k});", act_inputs, op.outputs[0], consts, params, inplace)
 
