@@ -8,6 +8,10 @@ load (navigation to a loaded model, cold caches), the latency of the model call 
 after 10 untimed), and the top-1 agreement and max abs difference with the host's outputs over the app's eval slice.
 Beside it, the same artifact in LiteRT on Python on this machine (edgekd_runtime.profile, one thread and default).
 Raw results: benchmarks/results/phone_app.json (--results).
+
+    --cifar-student 120   # also a CIFAR-10 student: mobilenetv3:width=0.5 trained from labels for about 120 s
+                          # (no CIFAR-10 teacher exists in these sessions) and converted by edgekd's converter to
+                          # tflite-fp16 and tflite-fp32 for the android-midrange profile, then measured like the others
 """
 from __future__ import annotations
 
@@ -50,7 +54,7 @@ def measure(bundle: str, runs: int, work: Path) -> dict:
 
     from edgekd_runtime import profile
 
-    out = work / Path(bundle).name
+    out = work / f"app-{Path(bundle).parent.name}-{Path(bundle).name}"
     app = write_app(bundle, out, force=True)
     server = make_server(out, "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -84,15 +88,47 @@ def measure(bundle: str, runs: int, work: Path) -> dict:
     }
 
 
+def cifar_student_bundle(work: Path, seconds: float) -> str:
+    """A 32x32x3 phone bundle: the browser's camera-shaped (RGB) case. Trained from labels only, briefly: the figure
+    is about the browser against Python on a model of that size, not about its accuracy."""
+    import tf_keras as keras
+
+    from edgekd.convert.batch import convert_student
+    from edgekd.students import StudentSpec, build_student
+    from edgekd_runtime import Preprocessing
+
+    data = ROOT / "benchmarks" / "out" / "cifar10"
+    train, test = np.load(data / "cifar10_train.npz"), np.load(data / "cifar10_test.npz")
+    x, y = train["x"], train["y"]
+    pre = Preprocessing(scale=1.0 / 255.0)
+    model = build_student(StudentSpec.parse("mobilenetv3:width=0.5"), (32, 32, 3), 10)
+    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    deadline = time.time() + seconds
+    rng = np.random.default_rng(0)
+    while time.time() < deadline:
+        idx = rng.permutation(len(x))[:5000]
+        model.fit(pre.apply(x[idx]), y[idx], batch_size=64, epochs=1, verbose=0)
+    np.savez(work / "cifar_eval.npz", x=test["x"][:1000], y=test["y"][:1000])
+    np.savez(work / "cifar_calib.npz", x=x[:1000], y=y[:1000])
+    out = work / "cifar10-phone"
+    convert_student(model, ["tflite-fp16", "tflite-fp32"], out, calibration=str(work / "cifar_calib.npz"), eval_data=str(work / "cifar_eval.npz"),
+                    preprocessing=pre, labels=[str(n) for n in test["class_names"]], profile="android-midrange")
+    return str(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("bundles", nargs="+")
+    parser.add_argument("bundles", nargs="*")
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "phone_app.json"))
+    parser.add_argument("--cifar-student", type=float, default=0, help="seconds to train a CIFAR-10 student (0: none)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as work:
-        for bundle in args.bundles:
+        bundles = list(args.bundles)
+        if args.cifar_student:
+            bundles.append(cifar_student_bundle(Path(work), args.cifar_student))
+        for bundle in bundles:
             row = measure(bundle, args.runs, Path(work))
             rows.append(row)
             print(f"{bundle}: {row['artifact']} {row['model_bytes']} B, first load {row['first_load_ms']:.0f} ms, browser p50 {row['browser']['p50_ms']:.3f} ms, "
