@@ -248,6 +248,12 @@ def test_a_fake_camera_frame_is_classified(phone):
     assert page.inner_text("#camera-button") == "Camera"
 
 
+def _connect(page, site):
+    """The collector URL and token as the report test types them in (each test may run on its own xdist worker)."""
+    page.evaluate("([url, token]) => { localStorage.setItem('edgekd.collector', url); localStorage.setItem('edgekd.token', token); }",
+                  [site["collector"], TOKEN])
+
+
 def _save(page, field, value):
     page.fill(field, value)
     page.dispatch_event(field, "change")
@@ -257,6 +263,7 @@ def test_a_report_lands_in_the_collector_and_reports_show_lists_it(phone, site):
     from edgekd_runtime.report import parse_report
 
     page = phone["page"]
+    before = len(_stored(site["db"]))
     _save(page, "#collector", site["collector"])
     # A token the collector refuses: the page says why and keeps the report for later.
     _save(page, "#token", "not-the-token")
@@ -267,7 +274,7 @@ def test_a_report_lands_in_the_collector_and_reports_show_lists_it(phone, site):
     assert page.input_value("#token") == "" and page.evaluate("localStorage.getItem('edgekd.token')") == TOKEN
     page.click("#send-button")
     page.wait_for_function("document.getElementById('send-result').textContent.includes('2 report(s) stored')", timeout=20000)
-    stored = _stored(site["db"])
+    stored = _stored(site["db"])[before:]
     assert len(stored) == 2 and page.inner_text("#queue") == ""
     for report in stored:
         # Exactly the runtime's schema: the runtime's own reader takes it as it takes a spooled report.
@@ -283,6 +290,7 @@ def test_a_report_lands_in_the_collector_and_reports_show_lists_it(phone, site):
 
 def test_with_the_collector_down_a_report_waits_and_arrives_once(phone, site):
     page = phone["page"]
+    _connect(page, site)
     before = len(_stored(site["db"]))
     _stop(site["procs"]["collector"])
     sent = page.evaluate("window.edgekdApp.then(a => a.sendReport())")
@@ -295,6 +303,7 @@ def test_with_the_collector_down_a_report_waits_and_arrives_once(phone, site):
 
 def test_a_report_queued_offline_is_sent_once_after_reconnecting(phone, site):
     page, context = phone["page"], phone["context"]
+    _connect(page, site)
     before = len(_stored(site["db"]))
     context.set_offline(True)
     try:
@@ -336,28 +345,6 @@ def test_cors_preflight_allows_the_app_origin_only(phone, site):
                              site["collector"])
     other.close()
     assert outcome.startswith("blocked"), outcome
-
-
-def test_the_service_worker_serves_the_app_with_the_server_stopped(phone, site, tmp_path):
-    page, context = phone["page"], phone["context"]
-    version = json.loads((site["app"] / "app.json").read_text())["app_version"]
-    # Installed and holding the wasm build the page loaded: what a phone has after its first visit.
-    _until(page, """(v) => navigator.serviceWorker.ready.then(() => caches.open('edgekd-app-' + v))
-        .then(c => window.edgekdApp.then(a => Promise.all(a.engine.wasmUrls.map(u => c.match(u)))))
-        .then(hits => hits.every(Boolean))""", version, seconds=30)
-    _stop(site["procs"]["server"])
-    with pytest.raises(OSError):
-        urllib.request.urlopen(site["origin"] + "/app.json", timeout=2)
-    again = context.new_page()
-    again.goto(site["origin"] + "/")
-    result = again.evaluate("window.edgekdApp.then(a => a.runEval())")
-    assert result["agreement_with_host"] >= 0.999
-    assert again.evaluate("navigator.serviceWorker.controller !== null")
-    shot = os.environ.get("EDGEKD_SCREENSHOT") or str(tmp_path / "phone-app.png")
-    again.screenshot(path=shot, full_page=False)
-    assert os.path.getsize(shot) > 10000
-    again.close()
-    assert not phone["errors"], phone["errors"]
 
 
 def test_a_npy_sample_scores_as_python_litert_does(phone, site, tmp_path):
@@ -457,6 +444,29 @@ def test_over_plain_http_off_localhost_the_page_says_why_the_camera_is_off(phone
         assert page.evaluate("window.edgekdApp.then(a => a.runEval())")["agreement_with_host"] >= 0.999
     finally:
         page.close()
+
+
+def test_the_service_worker_serves_the_app_with_the_server_stopped(phone, site, tmp_path):
+    """Last of the browser tests: it stops the app's server."""
+    page, context = phone["page"], phone["context"]
+    version = json.loads((site["app"] / "app.json").read_text())["app_version"]
+    # Installed and holding the wasm build the page loaded: what a phone has after its first visit.
+    _until(page, """(v) => navigator.serviceWorker.ready.then(() => caches.open('edgekd-app-' + v))
+        .then(c => window.edgekdApp.then(a => Promise.all(a.engine.wasmUrls.map(u => c.match(u)))))
+        .then(hits => hits.every(Boolean))""", version, seconds=30)
+    _stop(site["procs"]["server"])
+    with pytest.raises(OSError):
+        urllib.request.urlopen(site["origin"] + "/app.json", timeout=2)
+    again = context.new_page()
+    again.goto(site["origin"] + "/")
+    result = again.evaluate("window.edgekdApp.then(a => a.runEval())")
+    assert result["agreement_with_host"] >= 0.999
+    assert again.evaluate("navigator.serviceWorker.controller !== null")
+    shot = os.environ.get("EDGEKD_SCREENSHOT") or str(tmp_path / "phone-app.png")
+    again.screenshot(path=shot, full_page=False)
+    assert os.path.getsize(shot) > 10000
+    again.close()
+    assert not phone["errors"], phone["errors"]
 
 
 # No browser needed below: the bad inputs of the writer and of the collector's origin list.
