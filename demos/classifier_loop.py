@@ -45,12 +45,14 @@ def warn(line):
 class ReportSender(object):
     """Delivers reports, or spools them; on a full disk drops the oldest spooled reports first (counted in ``dropped``)."""
 
+    MAX_DROPS_PER_REPORT = 5
+
     def __init__(self, url, token, spool, device_id):
         self.url, self.token, self.spool, self.device_id, self.dropped = url, token, spool_dir(spool), device_id, 0
 
     def send(self, body, kind):
         report = make_report(body, kind=kind, device=self.device_id)
-        while True:
+        for _ in range(self.MAX_DROPS_PER_REPORT + 1):
             try:
                 if self.url:
                     result = deliver(report, self.url, self.token, self.spool)
@@ -58,10 +60,13 @@ class ReportSender(object):
                 spool_report(report, self.spool)
                 return "spooled in %s" % self.spool
             except OSError as exc:
+                error = exc
                 if not self._make_room(exc):
-                    self.dropped += 1
-                    warn("spool %s: %s: report %s not kept (%d report(s) dropped so far)" % (self.spool, exc.strerror or exc, report["report_id"], self.dropped))
-                    return "dropped"
+                    break
+        # Nothing left to drop, an error that room cannot cure, or still no room after dropping several.
+        self.dropped += 1
+        warn("spool %s: %s: report %s not kept (%d report(s) dropped so far)" % (self.spool, error.strerror or error, report["report_id"], self.dropped))
+        return "dropped"
 
     def _make_room(self, exc):
         waiting = spooled(self.spool) if exc.errno in _FULL else []
@@ -120,6 +125,9 @@ class Loop(object):
         args = self.args
         bundle = Bundle.open(args.bundle, public_key=args.public_key, require_signature=bool(args.public_key))
         try:
+            # The source first: a missing camera is said before the engine spends seconds loading (or building).
+            self.source = frames.open_first([s.strip() for s in args.source.split(",") if s.strip()], loop=args.loop, say=say)
+            say("frames    from %s" % self.source.name)
             model, self.options, note = self.load_model(bundle, args)
             self.model, self.bundle = model, bundle
             ran = model.describe()
@@ -127,9 +135,6 @@ class Loop(object):
             for line in [note, ran.get("engine_note"), ran.get("fallback")]:
                 if line:
                     say("note      %s" % line)
-            self.source = frames.open_first([s.strip() for s in args.source.split(",") if s.strip()], loop=args.loop,
-                                            say=lambda line: say(line))
-            say("frames    from %s" % self.source.name)
             try:
                 self._classify(bundle.manifest)
             except KeyboardInterrupt:
