@@ -8,7 +8,7 @@
    reference and report that too. Reports that cannot reach the host wait in the spool and go out
    with a later report; the collector counts each once.
 
-Needs only numpy, one engine and edgekd-runtime (Python 3.8+):
+Needs only numpy, one engine and edgekd-runtime (Python 3.6+):
 
     python3 device_loop.py BUNDLE --inbox /var/lib/camera/out --report-to http://HOST:8765 --token T
     python3 device_loop.py BUNDLE --inbox DIR --once       # profile, drain the inbox, report, exit
