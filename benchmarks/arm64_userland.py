@@ -156,38 +156,61 @@ def engine_requirements(engines) -> list:
 
 
 def venv(root: Path, engines=("litert", "onnxruntime"), log=print) -> str:
-    """The rootfs's venv with numpy and ``engines`` at the host's versions (cached per requirement set), with
-    edgekd-runtime from this checkout reinstalled on every call; its path inside the rootfs."""
+    """The rootfs's venv with numpy and ``engines`` at the host's versions and edgekd-runtime from this checkout;
+    its path inside the rootfs. Cached per requirement set; the runtime is reinstalled when its source changed."""
     reqs = engine_requirements(engines)
-    key = _key({"reqs": reqs, "root": root.name})
-    stamp = root / VENV.lstrip("/") / (".engines-" + key)
+    home = root / VENV.lstrip("/")
+    stamp = home / (".engines-" + _key({"reqs": reqs, "root": root.name}))
+    runtime_stamp = home / ".runtime-source"
+    wheel = _runtime_wheel(root)
+    source = _runtime_source_key()
     if not stamp.exists():
-        # pip on the host fetches the aarch64 wheels (no DNS or certificates needed in the chroot); pip in the
-        # chroot installs them offline, as a user's pip on a Pi would install the same files from PyPI.
-        wheels = CACHE / ("wheels-" + _key(reqs))
-        if not wheels.exists():
-            part = Path(str(wheels) + ".partial-%d" % os.getpid())
-            cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(part), "--only-binary=:all:",
-                   "--python-version", "3.11", "--implementation", "cp"]
-            for platform in PLATFORMS:
-                cmd += ["--platform", platform]
-            log("arm64: downloading the aarch64 wheels of %s" % ", ".join(reqs))
-            _check(cmd + reqs, "pip download")
-            os.rename(part, wheels)
-        shutil.rmtree(root / VENV.lstrip("/"), ignore_errors=True)
+        wheels = _engine_wheels(reqs, log)
+        shutil.rmtree(home, ignore_errors=True)
         inbox = root / "opt" / "wheels"
         shutil.rmtree(inbox, ignore_errors=True)
         shutil.copytree(wheels, inbox)
-        log("arm64: creating %s in the rootfs and installing %s (under emulation)" % (VENV, ", ".join(reqs)))
-        # Under emulation every pip run costs minutes, so one run: the venv without ensurepip's own pip install,
-        # Debian's pip wheel run directly, and no byte-compiling (Python compiles on first import instead).
+        log("arm64: creating %s in the rootfs and installing %s and edgekd-runtime (under emulation)" % (VENV, ", ".join(reqs)))
+        # Under emulation each pip run costs minutes, so there is one: the venv is made without ensurepip (itself
+        # a pip run), Debian's own pip wheel installs everything, and nothing is byte-compiled ahead (Python
+        # compiles what it imports, once).
         _check(chroot(root, ["python3", "-m", "venv", "--without-pip", VENV]), "python3 -m venv in the rootfs")
         _check(chroot(root, [VENV + "/bin/python3", _debian_pip(root), "install", "--quiet", "--no-compile", "--no-index",
-                             "--find-links", "/opt/wheels"] + reqs), "pip install in the rootfs")
+                             "--find-links", "/opt/wheels", wheel] + reqs), "pip install in the rootfs")
         shutil.rmtree(inbox)
         stamp.write_text("\n".join(reqs) + "\n")
-    _install_runtime(root)
+    elif not runtime_stamp.exists() or runtime_stamp.read_text() != source:
+        log("arm64: reinstalling edgekd-runtime in the rootfs (its source changed)")
+        _check(chroot(root, [VENV + "/bin/python3", _debian_pip(root), "install", "--quiet", "--no-compile", "--no-index",
+                             "--no-deps", "--force-reinstall", wheel]), "pip install edgekd-runtime in the rootfs")
+    runtime_stamp.write_text(source)
     return VENV
+
+
+def _engine_wheels(reqs, log) -> Path:
+    """The aarch64 wheels of ``reqs``, fetched by pip on the host (so the chroot needs no DNS or certificates);
+    pip in the chroot installs them offline, the same files a Pi's pip would fetch from PyPI."""
+    wheels = CACHE / ("wheels-" + _key(reqs))
+    if not wheels.exists():
+        part = Path(str(wheels) + ".partial-%d" % os.getpid())
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(part), "--only-binary=:all:",
+               "--python-version", "3.11", "--implementation", "cp"]
+        for platform in PLATFORMS:
+            cmd += ["--platform", platform]
+        log("arm64: downloading the aarch64 wheels of %s" % ", ".join(reqs))
+        _check(cmd + reqs, "pip download")
+        os.rename(part, wheels)
+    return wheels
+
+
+def _runtime_source_key() -> str:
+    """A hash of the runtime's source: what decides whether the rootfs's copy is current."""
+    digest = hashlib.sha256()
+    base = REPO / "runtime"
+    for path in sorted(base.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and not any(p.endswith(".egg-info") or p == "build" for p in path.relative_to(base).parts):
+            digest.update(str(path.relative_to(base)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def _debian_pip(root: Path) -> str:
@@ -198,22 +221,38 @@ def _debian_pip(root: Path) -> str:
     return "/usr/share/python-wheels/%s/pip" % found[-1].name
 
 
-def _install_runtime(root: Path) -> None:
-    """edgekd-runtime as a wheel built from this checkout (pure Python: built on the host, installed in the chroot)."""
+def _runtime_wheel(root: Path) -> str:
+    """edgekd-runtime built as a wheel from this checkout on the host (pure Python), dropped into the rootfs;
+    its path there."""
     drop = root / "opt" / "edgekd-runtime-wheel"
     shutil.rmtree(drop, ignore_errors=True)
     drop.mkdir(parents=True)
     _check([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir", str(drop),
             str(REPO / "runtime")], "building the edgekd-runtime wheel")
-    wheel = next(drop.glob("edgekd_runtime-*.whl"))
-    _check(chroot(root, [VENV + "/bin/python3", _debian_pip(root), "install", "--quiet", "--no-compile", "--no-index", "--no-deps", "--force-reinstall",
-                         "/opt/edgekd-runtime-wheel/" + wheel.name]), "pip install edgekd-runtime in the rootfs")
+    return "/opt/edgekd-runtime-wheel/" + next(drop.glob("edgekd_runtime-*.whl")).name
+
+
+_NAMESPACE = []
+
+
+def _private_mounts() -> bool:
+    """Whether /proc and /sys can be mounted for the chroot in a private mount namespace (so they vanish with
+    the process and a cache clean-up can never walk into them). ONNX Runtime's cpuinfo reads /sys."""
+    if not _NAMESPACE:
+        ok = shutil.which("unshare") is not None and subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode == 0
+        _NAMESPACE.append(ok)
+    return _NAMESPACE[0]
 
 
 def chroot(root: Path, argv) -> list:
-    """The command line that runs ``argv`` inside ``root`` (environment reset to a plain login's)."""
-    env = ["HOME=/root", "PATH=%s/bin:/usr/local/bin:/usr/bin:/bin" % VENV, "LANG=C.UTF-8", "PYTHONDONTWRITEBYTECODE=1"]
-    return ["chroot", str(root), "/usr/bin/env", "-i"] + env + list(argv)
+    """The command line that runs ``argv`` inside ``root``, environment reset to a plain login's, with /proc and
+    /sys mounted when a private mount namespace is possible."""
+    env = ["HOME=/root", "PATH=%s/bin:/usr/local/bin:/usr/bin:/bin" % VENV, "LANG=C.UTF-8"]
+    inner = ["chroot", str(root), "/usr/bin/env", "-i"] + env + list(argv)
+    if not _private_mounts():
+        return inner
+    script = 'mount -t proc proc "$1/proc" && mount --rbind /sys "$1/sys" && shift && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", str(root)] + inner
 
 
 def run_in(root: Path, argv, timeout: float = 900) -> subprocess.CompletedProcess:
