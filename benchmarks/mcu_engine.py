@@ -113,8 +113,13 @@ def dscnn_bundle(args, out: Path) -> Path:
     if not (bundle / "manifest.json").is_file():
         src = data_dir(args.data_dir, ("fsdd_train.npz", "fsdd_test.npz"))
         tr, te = np.load(src / "fsdd_train.npz"), np.load(src / "fsdd_test.npz")
-        train = Dataset(mfcc_49x10(tr["x"], tr["lengths"]), tr["y"].astype(np.int64), [str(i) for i in range(10)], "fsdd train mfcc")
-        test = Dataset(mfcc_49x10(te["x"], te["lengths"]), te["y"].astype(np.int64), [str(i) for i in range(10)], "fsdd test mfcc")
+        xt, xe = mfcc_49x10(tr["x"], tr["lengths"]), mfcc_49x10(te["x"], te["lengths"])
+        # Per coefficient, from the training clips: the energy term spans hundreds while the others span a few, and
+        # one min-max scale for all (the bundle's preprocessing) would flatten the others to nothing.
+        mean, std = xt.mean(axis=(0, 1), keepdims=True), xt.std(axis=(0, 1), keepdims=True) + 1e-6
+        xt, xe = (xt - mean) / std, (xe - mean) / std
+        train = Dataset(xt, tr["y"].astype(np.int64), [str(i) for i in range(10)], "fsdd train mfcc")
+        test = Dataset(xe, te["y"].astype(np.int64), [str(i) for i in range(10)], "fsdd test mfcc")
         _train_and_convert("dscnn", "dscnn", train, test, bundle, args.epochs * 10, args.train_seconds)
     return bundle
 
@@ -138,17 +143,24 @@ def measure(name: str, bundle: Path, args) -> dict:
         eval_n = len(b.load_eval()[0])
     with tempfile.TemporaryDirectory() as tmp:
         lib = compile_tflite(blob, Path(tmp))
+    macs_by_kernel = kernel_macs(blob)
+    trained = bundle.parent / "student.json"
+    if trained.is_file():  # the students trained here: their spec and training, which the bundle does not record
+        student = {**json.loads(trained.read_text()), **student}
     row = {"model": name, "bundle": str(bundle.relative_to(ROOT) if bundle.is_relative_to(ROOT) else bundle), "spec": student.get("spec"),
+           "training": {k: student[k] for k in ("train_seconds", "epochs_asked", "int8_parity_threshold") if k in student},
            "macs": student.get("macs"), "params": student.get("params"), "eval_samples_in_bundle": eval_n,
-           "weight_bytes": lib.weight_bytes, "c_arena_bytes": lib.arena_bytes, "ops": list(lib.ops), "cores": {}}
+           "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "weight_bytes": lib.weight_bytes, "c_arena_bytes": lib.arena_bytes, "ops": list(lib.ops), "cores": {}}
     for core in CORES:
         start = time.time()
-        rep = firmware(bundle, core=core, samples=args.samples, timeout_s=args.timeout).report
+        rep = firmware(bundle, core=core, samples=args.samples, timeout_s=args.timeout, by_kernel=True).report
         ins, mem = rep["instructions"], rep["memory"]
+        kernels = {k: dict(v, macs=macs_by_kernel.get(k), instructions_per_mac=v["instructions"] / macs_by_kernel[k] if macs_by_kernel.get(k) else None)
+                   for k, v in (ins["by_kernel"] or {}).items()}
         row["tflm_arena_bytes"] = mem["tflm_arena_bytes"]
         row["cores"][core] = {
             "bit_exact": f"{rep['bit_exact']['equal']}/{rep['bit_exact']['samples']}",
-            "instructions_per_inference": ins["per_inference_mean"], "instructions_per_mac": ins["per_mac"],
+            "instructions_per_inference": ins["per_inference_mean"], "instructions_per_mac": ins["per_mac"], "by_kernel": kernels,
             "latency_ms_at_profile_clock": rep["latency"]["p50_ms"], "profile_latency_estimate_ms": rep["host_expected"]["latency_ms_estimate"],
             "flash_bytes": mem["flash_bytes"], "flash_goal_bytes": lib.weight_bytes + 32 * 1024,
             "ram_bytes": mem["ram_bytes"], "arena_bytes": mem["static_ram_bytes"], "stack_bytes": mem["stack_high_water_bytes"],
@@ -161,6 +173,23 @@ def measure(name: str, bundle: Path, args) -> dict:
     return row
 
 
+def kernel_macs(blob: bytes) -> dict:
+    """MACs per kernel of the C engine, from the TFLite graph: CONV_2D (1x1 included), DEPTHWISE_CONV_2D, FULLY_CONNECTED."""
+    from edgekd.ccompile.graph import read_graph
+
+    graph = read_graph(blob)
+    macs = {"edgekd_conv2d_s8": 0, "edgekd_dwconv2d_s8": 0, "edgekd_fc_s8": 0}
+    for op in graph.ops:
+        out, weights = graph.t(op.outputs[0]).shape, graph.t(op.inputs[1]).shape if len(op.inputs) > 1 else None
+        if op.name == "CONV_2D":  # out (1, H, W, Cout), filter (Cout, kh, kw, Cin)
+            macs["edgekd_conv2d_s8"] += int(np.prod(out)) * int(np.prod(weights[1:]))
+        elif op.name == "DEPTHWISE_CONV_2D":  # filter (1, kh, kw, C): kh*kw per output element
+            macs["edgekd_dwconv2d_s8"] += int(np.prod(out)) * int(weights[1] * weights[2])
+        elif op.name == "FULLY_CONNECTED":  # filter (out, in)
+            macs["edgekd_fc_s8"] += int(np.prod(out)) * int(weights[-1])
+    return macs
+
+
 def table(rows) -> str:
     lines = ["| model | MACs | core | bit-exact | RAM (arena + stack + I/O) | tflite-micro arena | RAM / TFLM | flash | int8 weights + 32 KB | instructions / inference (not cycles) | instructions / MAC (not cycles) | at profile clock (est.) | profile estimate |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -170,6 +199,13 @@ def table(rows) -> str:
                 f"| {r['model']} | {r['macs'] / 1e6:.2f} M | {core} | {c['bit_exact']} | {c['ram_bytes']:,} B ({c['arena_bytes']:,} + {c['stack_bytes']:,} + {c['io_bytes']:,}) | "
                 f"{r['tflm_arena_bytes']:,} B | {c['ram_over_tflm_arena']:.2f}x | {c['flash_bytes']:,} B | {c['flash_goal_bytes']:,} B | "
                 f"{c['instructions_per_inference']:,.0f} | {c['instructions_per_mac']:.2f} | {c['latency_ms_at_profile_clock']:.1f} ms | {c['profile_latency_estimate_ms']:.1f} ms |")
+    lines += ["", "| model | core | CONV_2D instructions / MAC | DEPTHWISE_CONV_2D | FULLY_CONNECTED | share of instructions in CONV_2D + DEPTHWISE (not cycles) |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        for core, c in r["cores"].items():
+            k = c.get("by_kernel") or {}
+            per = lambda name: f"{k[name]['instructions_per_mac']:.2f}" if k.get(name, {}).get("instructions_per_mac") else "-"  # noqa: E731
+            conv = sum(k.get(n, {}).get("instructions", 0) for n in ("edgekd_conv2d_s8", "edgekd_dwconv2d_s8"))
+            lines.append(f"| {r['model']} | {core} | {per('edgekd_conv2d_s8')} | {per('edgekd_dwconv2d_s8')} | {per('edgekd_fc_s8')} | {100 * conv / c['instructions_per_inference']:.0f}% |")
     return "\n".join(lines)
 
 
@@ -199,8 +235,11 @@ def main() -> int:
     doc = {"command": " ".join(["benchmarks/mcu_engine.py", *sys.argv[1:]]), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)", "seconds": time.time() - start, "note": NOT_CYCLES + "; latency = instructions / the profile's clock", "models": rows}
     args.results.parent.mkdir(parents=True, exist_ok=True)
+    if args.results.is_file():  # a run of some models keeps the others' rows (each row says when it was measured)
+        kept = [r for r in json.loads(args.results.read_text()).get("models", []) if r["model"] not in wanted]
+        doc["models"] = sorted(kept + rows, key=lambda r: list(makers).index(r["model"]))
     args.results.write_text(json.dumps(doc, indent=2))
-    print(table(rows))
+    print(table(doc["models"]))
     print(f"results: {args.results}")
     return 0
 

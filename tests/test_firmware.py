@@ -116,9 +116,15 @@ def test_cli_runs_the_firmware_and_a_wrong_library_is_a_failure(student_bundle, 
     from edgekd_runtime import Bundle
 
     proc = run_cli("edgekd", "firmware", str(student_bundle), "--core", "cortex-m7", "--samples", "8", "--out", str(tmp_path / "fw"),
-                   "--report-out", str(tmp_path / "report.json"))
+                   "--report-out", str(tmp_path / "report.json"), "--by-kernel")
     assert proc.returncode == 0, proc.stderr
     assert "bit-exact on 8/8 samples" in proc.stdout and "instructions, not cycles" in proc.stdout
+    ins = json.loads((tmp_path / "report.json").read_text())["instructions"]
+    kernels = ins["by_kernel"]
+    assert {"edgekd_conv2d_s8", "edgekd_dwconv2d_s8", "edgekd_fc_s8", "edgekd_maxpool_s8"} <= set(kernels)
+    assert kernels["edgekd_conv2d_s8"]["calls"] == 1 and kernels["edgekd_fc_s8"]["calls"] == 1
+    # The kernels are nearly all of an inference: what is left is invoke's own calls and the timer reads.
+    assert 0.9 * ins["per_inference_mean"] < sum(k["instructions"] for k in kernels.values()) <= ins["per_inference_mean"] + 40 * 8
     assert (tmp_path / "fw" / "cortex-m7" / "firmware-cortex-m7.elf").is_file()
     # The same library with output byte 0 off by one (a kernel bug): the command fails and writes no report.
     with Bundle.open(str(student_bundle)) as b:

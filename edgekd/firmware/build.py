@@ -40,6 +40,12 @@ COMMON_CFLAGS = ("-std=c99", "-O2", "-ffunction-sections", "-fdata-sections", "-
 LINK_FLAGS = ("-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections")
 
 
+# The kernels harness/kernel_timing.h wraps (the same list, in the same order).
+KERNELS = ("edgekd_conv2d_s8", "edgekd_dwconv2d_s8", "edgekd_fc_s8", "edgekd_add_s8", "edgekd_mul_s8", "edgekd_min_s8",
+           "edgekd_max_s8", "edgekd_requant_s8", "edgekd_lut_s8", "edgekd_hard_swish_s8", "edgekd_logistic_s8",
+           "edgekd_softmax_s8", "edgekd_avgpool_s8", "edgekd_maxpool_s8", "edgekd_mean_s8", "edgekd_pad_s8", "edgekd_concat_s8")
+
+
 class FirmwareBuildError(EdgekdError):
     exit_code = 5
 
@@ -58,6 +64,7 @@ class FirmwareImage:
     input_bytes: int = 0
     output_bytes: int = 0
     library_sources: List[str] = field(default_factory=list)
+    kernel_timing: bool = False  # ``elf`` times each kernel call (flash and RAM are from the image without it)
 
 
 def core(name: str) -> Core:
@@ -131,8 +138,9 @@ def _compile(tools: Tools, c: Core, sources: List[str], includes: List[Path], ou
         raise FirmwareBuildError(f"arm-none-eabi-gcc failed building {out.name}: {' | '.join(errors[:3])[:600]}", hint)
 
 
-def build_firmware(lib_dir, samples: np.ndarray, core_name: str, out_dir, tools: Tools) -> FirmwareImage:
-    """Build the firmware for ``core_name`` from the C library in ``lib_dir`` and the int8 ``samples``."""
+def build_firmware(lib_dir, samples: np.ndarray, core_name: str, out_dir, tools: Tools, kernel_timing: bool = False) -> FirmwareImage:
+    """Build the firmware for ``core_name`` from the C library in ``lib_dir`` and the int8 ``samples``; with
+    ``kernel_timing`` the image to run also counts instructions per kernel (harness/kernel_timing.c)."""
     c = core(core_name)
     lib_dir, out_dir = Path(lib_dir).resolve(), Path(out_dir).resolve()
     if not (lib_dir / HEADER).is_file():
@@ -158,8 +166,12 @@ def build_firmware(lib_dir, samples: np.ndarray, core_name: str, out_dir, tools:
     _compile(tools, c, own + library, [harness, lib_dir], elf)
     _compile(tools, c, own, [harness, lib_dir], bare, defines=("-DEDGEKD_HARNESS_ONLY",))
     full, alone = section_sizes(tools, elf), section_sizes(tools, bare)
+    if kernel_timing:
+        elf = out_dir / f"firmware-{c.name}-by-kernel.elf"
+        wraps = tuple(f"-Wl,--wrap={k}" for k in KERNELS)
+        _compile(tools, c, own + [str(harness / "kernel_timing.c")] + library, [harness, lib_dir], elf, defines=("-DEDGEKD_KERNEL_TIMING", *wraps))
     return FirmwareImage(
-        elf=elf, harness_elf=bare, core=c, samples=len(samples), sections=full, harness_sections=alone,
+        elf=elf, kernel_timing=kernel_timing, harness_elf=bare, core=c, samples=len(samples), sections=full, harness_sections=alone,
         flash_bytes=_sum(full, FLASH_SECTIONS) - _sum(alone, FLASH_SECTIONS),
         static_ram_bytes=_sum(full, RAM_SECTIONS) - _sum(alone, RAM_SECTIONS),
         arena_bytes=arena, input_bytes=input_size, output_bytes=output_size, library_sources=[os.path.basename(s) for s in library],

@@ -18,6 +18,7 @@ def firmware_command(
     report_to: Optional[str] = typer.Option(None, help="send the report to this collector (edgekd reports serve); spooled if unreachable"),
     token: Optional[str] = typer.Option(None, help="collector token (or set EDGEKD_REPORT_TOKEN)"),
     timeout: float = typer.Option(600.0, help="seconds the emulator may run before it is killed and reported as hung"),
+    by_kernel: bool = typer.Option(False, "--by-kernel", help="also count instructions per kernel (conv, depthwise, fc, ...)"),
 ):
     """Compile the model to C, build firmware for an emulated Cortex-M, run every eval sample in QEMU, check the
     output bytes against tflite-micro (bit-exact or fail) and report instructions, flash and RAM."""
@@ -29,13 +30,15 @@ def firmware_command(
     if report_to and not secret:
         raise EdgekdError("--report-to needs a collector token", "pass --token or set EDGEKD_REPORT_TOKEN (edgekd reports token create)")
     result = firmware(source, core=core, samples=samples, bundle=str(bundle) if bundle else None, out_dir=str(out) if out else None,
-                      report_out=str(report_out) if report_out else None, timeout_s=timeout)
+                      report_out=str(report_out) if report_out else None, timeout_s=timeout, by_kernel=by_kernel)
     rep = result.report
     ins, mem = rep["instructions"], rep["memory"]
     typer.echo(f"{rep['device']['emulator']}: bit-exact on {rep['bit_exact']['equal']}/{rep['bit_exact']['samples']} samples against tflite-micro")
     per_mac = f", {ins['per_mac']:.2f} per MAC" if ins["per_mac"] else ""
     typer.echo(f"  instructions per inference {ins['per_inference_mean']:,.0f}{per_mac} ({NOT_CYCLES})")
     typer.echo(f"  latency estimate p50 {rep['latency']['p50_ms']:.3f} ms at {rep['device']['clock_hz'] / 1e6:g} MHz (one instruction per cycle)")
+    for name, k in (ins.get("by_kernel") or {}).items():
+        typer.echo(f"    {name:22s} {k['calls']:6.0f} calls {k['instructions']:>14,.0f} instructions ({100 * k['instructions'] / ins['per_inference_mean']:.1f}%)")
     tflm = f" (tflite-micro arena {mem['tflm_arena_bytes']} B)" if mem["tflm_arena_bytes"] else ""
     typer.echo(f"  flash {mem['flash_bytes']} B, RAM {mem['ram_bytes']} B = arena/static {mem['static_ram_bytes']} B + stack {mem['stack_high_water_bytes']} B"
                f" + input/output {mem['input_output_bytes']} B{tflm}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import subprocess
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Dict, List
 
 import numpy as np
 
@@ -21,6 +21,7 @@ _HEADER = re.compile(r"^EDGEKD_FW 1 samples=(\d+) input=(\d+) output=(\d+)$")
 _CAL = re.compile(r"^CAL insns=(\d+) ticks=(\d+)$")
 _SAMPLE = re.compile(r"^S (\d+) ([01]) (\d+) (\d+) ([0-9a-f]*)$")
 _DONE = re.compile(r"^DONE stack=(\d+) failures=(\d+)$")
+_KERNEL = re.compile(r"^K (\w+) (\d+) (\d+)$")
 
 
 class EmulatorError(EdgekdError):
@@ -35,6 +36,8 @@ class EmulatorRun:
     instructions_per_tick: float
     wall_seconds: float
     command: List[str] = field(default_factory=list)
+    # With kernel timing: kernel -> [calls, instructions], summed over all samples.
+    kernels: Dict[str, List[float]] = field(default_factory=dict)
 
     @property
     def stack_high_water(self) -> int:
@@ -109,4 +112,6 @@ def parse_output(text: str, expected_samples: int) -> EmulatorRun:
             raise EmulatorError(f"sample {i} printed {len(raw)} output bytes, {output_size} expected")
         outputs[i] = np.frombuffer(raw, dtype=np.int8)
     ticks = np.array([int(m.group(3)) for m in rows], dtype=np.float64)
-    return EmulatorRun(outputs=outputs, instructions=np.round(ticks * per_tick), stack_bytes=np.array([int(m.group(4)) for m in rows]), instructions_per_tick=per_tick, wall_seconds=0.0)
+    kernels = {m.group(1): [int(m.group(2)), int(m.group(3)) * per_tick] for m in map(_KERNEL.match, lines) if m}
+    return EmulatorRun(outputs=outputs, instructions=np.round(ticks * per_tick), stack_bytes=np.array([int(m.group(4)) for m in rows]),
+                       instructions_per_tick=per_tick, wall_seconds=0.0, kernels=kernels)

@@ -68,6 +68,8 @@ def firmware_report(
             "per_inference_max": float(np.max(run.instructions)),
             "per_mac": mean_insns / macs if macs else None,
             "resolution": run.instructions_per_tick,
+            # Per inference, from the --by-kernel build: each kernel's calls and the instructions inside them.
+            "by_kernel": {k: {"calls": calls / n, "instructions": insns / n} for k, (calls, insns) in sorted(run.kernels.items())} or None,
             "note": NOT_CYCLES,
         },
         "memory": {

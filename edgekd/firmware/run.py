@@ -113,13 +113,13 @@ def _library_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def _run_in_images(library: Path, q: np.ndarray, c, folder: Path, tools: Tools, timeout_s: float):
+def _run_in_images(library: Path, q: np.ndarray, c, folder: Path, tools: Tools, timeout_s: float, by_kernel: bool = False):
     """Build and run as many images as the samples need (SAMPLE_BYTES_PER_IMAGE each), one after another, and
     merge their runs; the flash and RAM figures are the first image's (every image holds the same model)."""
     per_image = max(1, SAMPLE_BYTES_PER_IMAGE // q.shape[1])
     images, runs = [], []
     for k, start in enumerate(range(0, len(q), per_image)):
-        images.append(build_firmware(library, q[start:start + per_image], c.name, folder if start == 0 else folder / f"part{k}", tools))
+        images.append(build_firmware(library, q[start:start + per_image], c.name, folder if start == 0 else folder / f"part{k}", tools, kernel_timing=by_kernel))
         runs.append(run_firmware(tools, images[-1], timeout_s=timeout_s))
     if len(runs) == 1:
         return images[0], runs[0]
@@ -128,17 +128,23 @@ def _run_in_images(library: Path, q: np.ndarray, c, folder: Path, tools: Tools, 
         stack_bytes=np.concatenate([r.stack_bytes for r in runs]), instructions_per_tick=runs[0].instructions_per_tick,
         wall_seconds=sum(r.wall_seconds for r in runs), command=runs[0].command,
     )
+    for r in runs:
+        for name, (calls, insns) in r.kernels.items():
+            total = merged.kernels.setdefault(name, [0, 0.0])
+            total[0] += calls
+            total[1] += insns
     return images[0], merged
 
 
 def firmware(
     source, core: str = "cortex-m4f", samples: Optional[int] = None, bundle: Optional[str] = None,
     out_dir: Optional[str] = None, report_out: Optional[str] = None, timeout_s: float = DEFAULT_TIMEOUT_S,
-    tools: Optional[Tools] = None, device: Optional[str] = None,
+    tools: Optional[Tools] = None, device: Optional[str] = None, by_kernel: bool = False,
 ) -> FirmwareResult:
     """Build, emulate and check the model of ``source`` (a bundle, or a C library folder with ``bundle``) on
     ``core``; NotBitExactError unless every sample's output bytes equal tflite-micro's. More samples than one image
-holds run in several images. ``timeout_s`` bounds each emulator run. ``out_dir`` keeps the
+holds run in several images. ``timeout_s`` bounds each emulator run. ``by_kernel`` adds instructions per kernel
+(``report["instructions"]["by_kernel"]``). ``out_dir`` keeps the
     firmware (a temporary folder otherwise); ``report_out`` writes the profile report there."""
     c = get_core(core)
     if samples is not None and samples < 1:
@@ -160,7 +166,7 @@ holds run in several images. ``timeout_s`` bounds each emulator run. ``out_dir``
             q = np.asarray(model.prepare(x[:n]))
             reference = np.asarray(model.backend.invoke(q)).reshape(n, -1).astype(np.int8)
             tflm_arena = model.backend.describe().get("arena_used")
-            image, run = _run_in_images(library, q.reshape(n, -1), c, work / c.name, tools, timeout_s)
+            image, run = _run_in_images(library, q.reshape(n, -1), c, work / c.name, tools, timeout_s, by_kernel)
             if run.outputs.shape != reference.shape:
                 raise NotBitExactError(f"the firmware prints {run.outputs.shape[1]} output bytes per sample, tflite-micro gives {reference.shape[1]}", "the C library was compiled from another model")
             mismatched = int(np.sum(np.any(run.outputs != reference, axis=1)))

@@ -10,6 +10,9 @@
 #include <string.h>
 #include "edgekd_model.h"
 #include "semihost.h"
+#ifdef EDGEKD_KERNEL_TIMING
+#include "kernel_timing.h"
+#endif
 
 extern const int8_t edgekd_samples[][EDGEKD_MODEL_INPUT_SIZE];
 extern const uint32_t edgekd_sample_count;
@@ -133,6 +136,20 @@ int main(void)
         *p = 0;
         semihost_write0(line);
     }
+#ifdef EDGEKD_KERNEL_TIMING
+    for (k = 0; k < EDGEKD_KERNEL_COUNT; ++k) {
+        if (!edgekd_kernel_calls[k]) continue;
+        p = put_str(line, "K ");
+        p = put_str(p, edgekd_kernel_names[k]);
+        *p++ = ' ';
+        p = put_u32(p, edgekd_kernel_calls[k]);
+        *p++ = ' ';
+        p = put_u32(p, edgekd_kernel_ticks[k]);
+        *p++ = '\n';
+        *p = 0;
+        semihost_write0(line);
+    }
+#endif
     p = put_str(line, "DONE stack=");
     p = put_u32(p, worst_stack);
     p = put_str(p, " failures=");
