@@ -264,18 +264,23 @@ def test_a_report_lands_in_the_collector_and_reports_show_lists_it(phone, site):
 
     page = phone["page"]
     before = len(_stored(site["db"]))
-    _save(page, "#collector", site["collector"])
-    # A token the collector refuses: the page says why and keeps the report for later.
+    # A collector address without its scheme: said at once, the report kept.
+    _save(page, "#collector", site["collector"].replace("http://", ""))
     _save(page, "#token", "not-the-token")
     page.click("#send-button")
+    page.wait_for_function("document.getElementById('send-result').textContent.includes('is not an http:// or https:// address')", timeout=20000)
+    assert page.inner_text("#queue") == "1 queued"
+    # A token the collector refuses: the page says why and keeps the reports for later.
+    _save(page, "#collector", site["collector"])
+    page.click("#send-button")
     page.wait_for_function("document.getElementById('send-result').textContent.includes('refused the token')", timeout=20000)
-    assert "missing or wrong token" in page.inner_text("#send-result") and page.inner_text("#queue") == "1 queued"
+    assert "missing or wrong token" in page.inner_text("#send-result") and page.inner_text("#queue") == "2 queued"
     _save(page, "#token", TOKEN)
     assert page.input_value("#token") == "" and page.evaluate("localStorage.getItem('edgekd.token')") == TOKEN
     page.click("#send-button")
-    page.wait_for_function("document.getElementById('send-result').textContent.includes('2 report(s) stored')", timeout=20000)
+    page.wait_for_function("document.getElementById('send-result').textContent.includes('3 report(s) stored')", timeout=20000)
     stored = _stored(site["db"])[before:]
-    assert len(stored) == 2 and page.inner_text("#queue") == ""
+    assert len(stored) == 3 and page.inner_text("#queue") == ""
     for report in stored:
         # Exactly the runtime's schema: the runtime's own reader takes it as it takes a spooled report.
         parse_report(json.dumps(report).encode(), "browser report")

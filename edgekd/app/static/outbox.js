@@ -97,6 +97,15 @@ export function endpoint(url) {
   return base.endsWith(ENDPOINT) ? base : base + ENDPOINT;
 }
 
+// Why the page cannot post to ``url`` at all, or null: said here, since a blocked fetch gives the page no reason.
+export function collectorProblem(url) {
+  if (!/^https?:\/\/[^/\s]+/i.test(url)) return `the collector URL ${url} is not an http:// or https:// address`;
+  if (location.protocol === 'https:' && /^http:/i.test(url)) {
+    return 'this page is https, and browsers block its requests to an http collector: serve the collector with --ssl-certfile/--ssl-keyfile';
+  }
+  return null;
+}
+
 export class Outbox {
   // settings(): {collector, token}; onChange(state) after every change of the queue or of the last outcome.
   constructor(settings, onChange) {
@@ -124,6 +133,8 @@ export class Outbox {
     const rows = await queued();
     if (!rows.length) return this._done(null);
     if (!collector || !token) return this._done({ ok: false, message: `${rows.length} report(s) queued: set the collector URL and token` });
+    const problem = collectorProblem(collector);
+    if (problem) return this._done({ ok: false, message: `${rows.length} report(s) queued: ${problem}` });
     let sent = 0;
     for (const row of rows) {
       let response;
