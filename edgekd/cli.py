@@ -118,7 +118,7 @@ def convert(
     calibration: Optional[str] = typer.Option(None, help="representative data for int8 (.npz, image folder, 'digits'): training inputs"),
     eval_data: Optional[str] = typer.Option(None, "--eval", help="labelled data for the parity check (default: the calibration data)"),
     io: Optional[str] = typer.Option(None, help="tflite-int8 input/output type: int8 (default), uint8 or float"),
-    opset: int = typer.Option(17, help="ONNX opset"),
+    opset: Optional[int] = typer.Option(None, help="ONNX opset (default: the profile's onnx_opset, else 17)"),
     fixed_batch: bool = typer.Option(False, "--fixed-batch", help="ONNX with batch 1 instead of a dynamic batch"),
     coreml_precision: str = typer.Option("fp16", help="CoreML compute precision: fp16 or fp32"),
     coreml_compress: Optional[str] = typer.Option(None, help="CoreML weight compression: int8, palettize2/4/6/8"),

@@ -83,6 +83,11 @@ class DeviceProfile(_Strict):
     budgets: Budgets
     compute: Compute
     op_limits: Optional[List[str]] = Field(default=None, description="ops the device's interpreter supports (MCUs)")
+    onnx_opset: Optional[int] = Field(
+        default=None, ge=13, le=18,
+        description="the ONNX opset its engines read, when older than edgekd's default (onnxruntime 1.10, the last for "
+        "JetPack 4.6's Python 3.6, reads up to 15)",
+    )
     sources: List[str] = Field(default_factory=list, description="datasheets the figures come from")
 
     @field_validator("formats")

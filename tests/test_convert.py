@@ -206,6 +206,24 @@ def test_onnx_opset_and_batch(student, tmp_path):
         convert(model, "onnx", tmp_path, opset=99)
 
 
+def test_a_jetson_nano_gets_an_opset_its_onnxruntime_reads(student, tmp_path):
+    """JetPack 4.6's last onnxruntime (1.10, Python 3.6) reads opsets up to 15: the jetson-nano profile's ONNX is
+    written at its onnx_opset (13) unless an opset is asked for; other profiles keep the default (17)."""
+    import onnx
+
+    from edgekd.convert import convert
+    from edgekd.profiles import load_profile
+
+    model, _, _ = student
+
+    def opset(converted):
+        return {o.domain: o.version for o in onnx.load(str(tmp_path / converted.artifact.path)).opset_import}[""]
+
+    assert opset(convert(model, "onnx", tmp_path, name="nano", profile=load_profile("jetson-nano"))) == 13
+    assert opset(convert(model, "onnx", tmp_path, name="orin", profile=load_profile("jetson-orin-nano"))) == 17
+    assert opset(convert(model, "onnx", tmp_path, name="asked", opset=15, profile=load_profile("jetson-nano"))) == 15
+
+
 def test_tensorrt_entry_carries_build_settings_and_calibration_data(converted_all):
     from edgekd_runtime.backends.tensorrt import calibration_batches
 

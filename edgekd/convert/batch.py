@@ -120,7 +120,7 @@ def convert_student(
     labels: Optional[List[str]] = None,
     teacher_fingerprint: Optional[str] = None,
     io: Optional[str] = None,
-    opset: int = 17,
+    opset: Optional[int] = None,
     fixed_batch: bool = False,
     coreml_precision: str = "fp16",
     coreml_compress: Optional[str] = None,
@@ -193,8 +193,8 @@ def convert_student(
 
     options = {
         "tflite-int8": {"io": io, "calibration_samples": calibration_samples or CALIBRATION_SAMPLES},
-        "onnx": {"opset": opset, "fixed_batch": fixed_batch},
-        "tensorrt": {"opset": opset, "fixed_batch": fixed_batch, "precision": trt_precision},
+        "onnx": {"opset": opset, "fixed_batch": fixed_batch, "profile": device},
+        "tensorrt": {"opset": opset, "fixed_batch": fixed_batch, "precision": trt_precision, "profile": device},
         "coreml": {"precision": coreml_precision, "compress": coreml_compress, "labels": labels, "teacher_fingerprint": teacher_fingerprint},
         "tflm-int8": {"op_limits": op_limits},
         "c-int8": {"preprocessing": pre, "profile": device},

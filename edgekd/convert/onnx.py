@@ -57,9 +57,11 @@ def _rename_output(proto, old: str, new: str) -> None:
     proto.graph.output[0].name = new
 
 
-def convert(student, fmt, out_dir: Path, calibration=None, name="model", opset=OPSET, fixed_batch=False, tensorrt=None, **_):
+def convert(student, fmt, out_dir: Path, calibration=None, name="model", opset=None, fixed_batch=False, tensorrt=None, profile=None, **_):
     from . import Converted
 
+    # An opset asked for wins; else the device's (a Jetson Nano's onnxruntime 1.10 reads no newer than 15); else ours.
+    opset = opset or (profile.onnx_opset if profile is not None else None) or OPSET
     proto = onnx_model(student, opset, fixed_batch)
     path = out_dir / f"{name}.onnx"
     path.write_bytes(proto.SerializeToString())
