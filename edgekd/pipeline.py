@@ -68,6 +68,8 @@ def _say(progress: bool) -> Callable[[str], None]:
             from tqdm.auto import tqdm
 
             tqdm.write(message, file=sys.stderr)
+        elif message.startswith("warning:"):  # --quiet silences progress, not what the user must know
+            print(message, file=sys.stderr)
 
     return say
 
@@ -230,14 +232,26 @@ def build(
     built = BuildResult(Path(bundle_path), prof, spec, fit, verified.converted, teacher_acc, student_acc, result,
                         extra={"selection": selection, "summary": summary, "student_dir": student_dir, "seconds": record["seconds"],
                                "teacher_eval_accuracy": teacher_eval_acc})
-    bundle_acc = summary["bundle_accuracy"]
-    if bundle_acc is not None and bundle_acc < retain * teacher_eval_acc:
-        message = (f"the bundle reaches {100 * bundle_acc:.2f}% on {d.n_eval} eval samples, {100 * bundle_acc / teacher_eval_acc:.1f}% of the "
-                   f"teacher's {100 * teacher_eval_acc:.2f}% on the same samples (target {100 * retain:g}%)")
-        if strict:
-            raise FitError(message, "give it more --time-budget, a larger --max-student-ratio, or check the data")
-        say(f"warning: {message}")
+    check_bundle_accuracy(summary["bundle_accuracy"], teacher_eval_acc, retain=retain, num_classes=d.num_classes, n_eval=d.n_eval,
+                          strict=strict, bundle=bundle_path, say=say)
     return built
+
+
+def check_bundle_accuracy(bundle_acc: Optional[float], teacher_acc: float, *, retain: float, num_classes: int, n_eval: int,
+                          strict: bool, bundle, say: Callable[[str], None]) -> None:
+    """A bundle below ``retain`` of the teacher is a warning (an error when ``strict``); one no better than chance
+    is always an error: the bundle is complete on disk, but nothing in it should ship."""
+    if bundle_acc is None or bundle_acc >= retain * teacher_acc:
+        return
+    message = (f"the bundle reaches {100 * bundle_acc:.2f}% on {n_eval} eval samples, {100 * bundle_acc / teacher_acc:.1f}% of the "
+               f"teacher's {100 * teacher_acc:.2f}% on the same samples (target {100 * retain:g}%)")
+    chance = 1.0 / num_classes
+    at_chance = bundle_acc < 1.5 * chance < teacher_acc
+    if at_chance:
+        message += f"; that is no better than chance ({100 * chance:.1f}%), so the bundle at {bundle} must not ship"
+    if strict or at_chance:
+        raise FitError(message, "give it more --time-budget, a larger --max-student-ratio, or check the data")
+    say(f"warning: {message}")
 
 
 def _check_arguments(retain: float, max_student_ratio: float, candidates: int, alpha: Optional[float]) -> None:

@@ -101,3 +101,19 @@ def test_zip_bundle_round_trips(phone_build, tmp_path):
     archive = write_bundle(str(tmp_path / "b"), src.manifest, files, make_zip=True)
     assert archive.endswith(".zip")
     assert profile(archive, runs=3)["accuracy"] == pytest.approx(phone_build.primary.host_metrics["accuracy"])
+
+
+def test_a_bundle_at_chance_fails_the_build_and_a_shortfall_warns_even_when_quiet(capsys):
+    """A 150 s phone build on a loaded machine once wrote a 9.9% bundle for a 99.9% teacher and exited 0: a bundle
+    no better than chance is an error; one short of --retain is a warning that --quiet does not silence."""
+    from edgekd.errors import FitError
+    from edgekd.pipeline import _say, check_bundle_accuracy
+
+    quiet = _say(False)
+    with pytest.raises(FitError, match="no better than chance"):
+        check_bundle_accuracy(0.099, 0.999, retain=0.97, num_classes=10, n_eval=1000, strict=False, bundle="out/b", say=quiet)
+    check_bundle_accuracy(0.90, 0.999, retain=0.97, num_classes=10, n_eval=1000, strict=False, bundle="out/b", say=quiet)
+    assert "warning: the bundle reaches 90.00%" in capsys.readouterr().err
+    with pytest.raises(FitError, match="90.00%"):
+        check_bundle_accuracy(0.90, 0.999, retain=0.97, num_classes=10, n_eval=1000, strict=True, bundle="out/b", say=quiet)
+    check_bundle_accuracy(0.98, 0.999, retain=0.97, num_classes=10, n_eval=1000, strict=True, bundle="out/b", say=quiet)
