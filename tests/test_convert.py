@@ -333,3 +333,22 @@ def test_cli_convert_and_its_refusals(student, digits_split, tmp_path):
 
     unknown = run_cli("edgekd", "convert", str(path), "--to", "tflite-int4", "--calibration", str(tmp_path / "train.npz"), "--out", str(tmp_path / "o3"))
     assert unknown.returncode == 5 and "unknown target format 'tflite-int4'" in unknown.stderr
+
+
+@pytest.mark.parametrize("spec", ["dscnn:width=0.25,depth=2", "mlp:width=0.25,depth=1"])
+def test_tflm_arena_probe_survives_tflite_micro_crashing_on_a_small_arena(spec, digits_split, tmp_path):
+    """Below their need, these students make tflite-micro segfault at some sizes instead of raising (the probe once
+    took the whole build down with exit 139). The arena found runs the model."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    from edgekd.convert import convert
+    from edgekd.students import StudentSpec, build_student
+
+    train, _ = digits_split
+    x = (train.x[:200] / 16.0).astype("float32")
+    model = build_student(StudentSpec.parse(spec), x.shape[1:], 10, seed=0)
+    art = convert(model, "tflm-int8", tmp_path, calibration=x).artifact
+    assert art.settings["arena_size"] >= art.settings["arena_reported"]
+    it = runtime.Interpreter.from_bytes((tmp_path / art.path).read_bytes(), arena_size=art.settings["arena_size"])
+    it.set_input(np.zeros([1, *x.shape[1:]], np.int8), 0)
+    it.invoke()
