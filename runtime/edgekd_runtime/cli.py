@@ -225,7 +225,7 @@ def _add_bundle_options(p):
 
 def _add_engine_options(p):
     p.add_argument("--artifact", help="artifact format to use (default: the one for the profile's engine)")
-    p.add_argument("--engine", help="engine override: litert, onnxruntime, tflm, tensorrt, coreml")
+    p.add_argument("--engine", help="engine override: litert, onnxruntime, tflm, c, tensorrt, coreml")
     p.add_argument("--threads", type=int, help="engine threads (LiteRT, ONNX Runtime)")
     p.add_argument("--delegate", help="LiteRT: xnnpack (default), none (builtin kernels only) or the path of a delegate .so")
     p.add_argument("--providers", help="ONNX Runtime execution providers in order of preference, comma-separated")

@@ -34,7 +34,7 @@ _REQUIRES = {
 
 # Engines whose packages can be installed where they cannot run (pycuda and TensorRT without a usable GPU): their
 # module's usable() is asked too, once the packages are found.
-_PROBED = ("tensorrt",)
+_PROBED = ("tensorrt", "c")
 
 
 def engine_unavailable(engine):
