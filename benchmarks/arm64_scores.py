@@ -28,7 +28,8 @@ def main(argv):
             arrays["host_outputs"] = host
         for spec in specs:
             fmt, _, engine = spec.partition(":")
-            model = Model.from_bundle(bundle, artifact=fmt, engine=engine or None)
+            # Machines are compared, not the artifact with its student: one that failed the host's parity check runs too.
+            model = Model.from_bundle(bundle, artifact=fmt, engine=engine or None, allow_unverified=True)
             arrays["scores/" + fmt] = np.asarray(model.predict(x), dtype=np.float32)
             described[fmt] = model.describe()
     np.savez(out, **arrays)

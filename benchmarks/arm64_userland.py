@@ -142,6 +142,12 @@ def _unpack_rest(root: Path) -> None:
                                  stdin=src.stdout, capture_output=True, text=True)
         if src.returncode or tar.returncode:
             raise EmulatorMissing("unpacking %s failed: %s" % (deb.name, tar.stderr.strip()[-200:]))
+    # The first stage leaves /proc as a link to the host's path (for its fakechroot mode); the second would make it
+    # a mount point, as here.
+    proc = root / "proc"
+    if proc.is_symlink():
+        proc.unlink()
+        proc.mkdir()
     # base-passwd's maintainer script would write these; Python's pwd module and pip read them.
     for name in ("passwd", "group"):
         target = root / "etc" / name
@@ -236,8 +242,8 @@ _NAMESPACE = []
 
 
 def _private_mounts() -> bool:
-    """Whether /proc and /sys can be mounted for the chroot in a private mount namespace (so they vanish with
-    the process and a cache clean-up can never walk into them). ONNX Runtime's cpuinfo reads /sys."""
+    """Whether /proc can be mounted for the chroot in a private mount namespace (so it vanishes with the process
+    and a cache clean-up can never walk into it)."""
     if not _NAMESPACE:
         ok = shutil.which("unshare") is not None and subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode == 0
         _NAMESPACE.append(ok)
@@ -245,13 +251,17 @@ def _private_mounts() -> bool:
 
 
 def chroot(root: Path, argv) -> list:
-    """The command line that runs ``argv`` inside ``root``, environment reset to a plain login's, with /proc and
-    /sys mounted when a private mount namespace is possible."""
+    """The command line that runs ``argv`` inside ``root``, environment reset to a plain login's, with /proc
+    mounted when a private mount namespace is possible.
+
+    Not /sys: under qemu-user the host's x86 CPU topology there, next to the x86 /proc/cpuinfo qemu 7.2 passes
+    through, makes onnxruntime 1.32's cpuinfo crash (SIGSEGV while importing onnxruntime). Without /sys it logs
+    "Error in cpuinfo" and carries on, as it does in a container without /sys; a real ARM board has neither issue."""
     env = ["HOME=/root", "PATH=%s/bin:/usr/local/bin:/usr/bin:/bin" % VENV, "LANG=C.UTF-8"]
     inner = ["chroot", str(root), "/usr/bin/env", "-i"] + env + list(argv)
     if not _private_mounts():
         return inner
-    script = 'mount -t proc proc "$1/proc" && mount --rbind /sys "$1/sys" && shift && exec "$@"'
+    script = 'mount -t proc proc "$1/proc" && shift && exec "$@"'
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", str(root)] + inner
 
 
