@@ -276,6 +276,9 @@ def _check(bundles, kind, runs, log):
                 rows.append(row)
             primary = rows[-len(specs_kinds)] if specs_kinds else None
             if primary is not None:
+                student = manifest.get("student") or {}
+                primary["bundle_info"] = {"student": student.get("spec"), "params": student.get("params"),
+                                          "teacher_accuracy": (manifest.get("teacher") or {}).get("accuracy")}
                 primary["cli"] = {k: {"exit_code": v["exit_code"], "argv": v["argv"], "stdout": v["stdout"][:12], "stderr_tail": v["stderr_tail"]} for k, v in arm["commands"].items()}
                 if profile:
                     primary["cli"]["profile_report"] = {
