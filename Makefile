@@ -45,8 +45,9 @@ mcu-tools: $(STAMP)
 arm64-tools: $(STAMP)
 	-$(BIN)/python benchmarks/arm64_userland.py --install
 
-# Issue 16's full ARM64 check (root; first run about 20 min: rootfs, venv, demo and CIFAR-10 bundles; cached after):
-# benchmarks/results/arm64_check.json and the table in benchmarks/README.md.
+# Issue 16's full ARM64 check, as root: benchmarks/results/arm64_check.json and the table in benchmarks/README.md.
+# First run about an hour on 2 busy cores (debootstrap 32 min, venv 4, a small CIFAR-10 bundle 15, the check 9);
+# cached in .cache/arm64 after that, a rerun is the check's 9 min.
 arm64-check: $(STAMP) arm64-tools
 	$(BIN)/python benchmarks/arm64_check.py
 
