@@ -1,9 +1,11 @@
 """The short ARM64 check (issue 16): the tiny bundle's LiteRT int8 and ONNX artifacts in an emulated Debian 12 arm64
 userland against the host. The full run, on the demo's and a CIFAR-10 bundle, is `make arm64-check`.
 
-The rootfs is the quick recipe (debootstrap's first stage, the rest unpacked on the host: about 1.5 min on a clean
-clone, then cached in .cache/arm64). Without root, binfmt_misc or the Debian packages (`make test` installs them when
-it can) this test fails naming what is missing; EDGEKD_ALLOW_MISSING_TOOLS=1 turns that into a skip.
+The rootfs is the quick recipe (debootstrap's first stage, the rest unpacked on the host, no maintainer script run
+under emulation), cached in .cache/arm64: on a clean clone the test took 6 min here on busy cores (the two-stage
+debootstrap of `make arm64-check` alone took 32), 1.5 min once cached. Without root, binfmt_misc or the Debian
+packages (`make test` installs them when it can) it fails naming what is missing; EDGEKD_ALLOW_MISSING_TOOLS=1 turns
+that into a skip.
 """
 import os
 import sys
