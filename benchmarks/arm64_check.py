@@ -318,15 +318,24 @@ def table(doc: dict) -> str:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in doc["rows"]:
         cli = r.get("cli")
-        cli_text = "/".join("ok" if cli[k]["exit_code"] == 0 else "exit %d" % cli[k]["exit_code"] for k in ("info", "profile", "run")) if cli else "〃"
+        cli_text = "/".join("ok" if cli[k]["exit_code"] == 0 else "exit %d" % cli[k]["exit_code"] for k in ("info", "profile", "run")) if cli else "as above"
         demo = r.get("pi_demo")
         demo_text = "-" if demo is None else ("%d frames, same top-1" % demo["frames"] if demo["passed"] else "**failed** (exit %d)" % demo["exit_code"])
         acc = "%.2f%% / %.2f%%" % (100 * r["accuracy_host"], 100 * r["accuracy_arm"]) if "accuracy_host" in r else "-"
         engine = r["engine"] + (" (artifact for %s)" % r["engine_manifest"] if r.get("engine_manifest") not in (None, r["engine"]) else "")
         lines.append("| %s | %s | %s | %d | %.2f%% (%d differ) | %s | %s | %s | %s | %s |" % (
             r["bundle"].split("/")[-1], r["format"] + ("" if r.get("host_verification") == "passed" else " (host parity: %s)" % r.get("host_verification")), engine, r["samples"], 100 * r["agreement"], r["disagreements"],
-            "0 (identical)" if r["identical"] else "%.3g%s" % (r["max_abs_diff"], " (%g int8 steps)" % r["max_diff_output_steps"] if "max_diff_output_steps" in r else ""), acc, cli_text, demo_text, "yes" if r["passed"] else "**no**"))
+            _diff(r), acc, cli_text, demo_text, "yes" if r["passed"] else "**no**"))
     return "\n".join(lines)
+
+
+def _diff(r: dict) -> str:
+    if r["identical"]:
+        return "0 (identical)"
+    if "max_diff_output_steps" not in r:
+        return "%.3g" % r["max_abs_diff"]
+    steps = r["max_diff_output_steps"]
+    return "%.3g = %g int8 step%s, on %.1f%% of outputs" % (r["max_abs_diff"], steps, "" if steps == 1 else "s", 100 * r["outputs_differing"])
 
 
 def main(argv=None) -> int:
