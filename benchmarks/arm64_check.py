@@ -361,6 +361,10 @@ def main(argv=None) -> int:
     except EmulatorMissing as exc:
         print("arm64-check: error: %s" % exc, file=sys.stderr)
         return 3
+    except subprocess.CalledProcessError as exc:
+        # The command's own output (edgekd's one-line error, a traceback of the scores script) is above.
+        print("arm64-check: error: %s exited with %d" % (" ".join(str(a) for a in exc.cmd[:3]), exc.returncode), file=sys.stderr)
+        return 1
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(doc, indent=2, default=str))
     print(table(doc))
