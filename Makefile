@@ -47,7 +47,7 @@ arm64-tools: $(STAMP)
 
 # Issue 16's full ARM64 check, as root: benchmarks/results/arm64_check.json and the table in benchmarks/README.md.
 # First run about an hour on 2 busy cores (debootstrap 32 min, venv 4, a small CIFAR-10 bundle 15, the check 9);
-# cached in .cache/arm64 after that, a rerun is the check's 9 min.
+# cached in .cache/arm64 after that, a rerun is the check alone (4-9 min).
 arm64-check: $(STAMP) arm64-tools
 	$(BIN)/python benchmarks/arm64_check.py
 
