@@ -196,7 +196,7 @@ def kernel_macs(blob: bytes) -> dict:
 
 
 def table(rows) -> str:
-    lines = ["| model | MACs | core | bit-exact | RAM (arena + stack + I/O) | tflite-micro arena | RAM / TFLM | flash | int8 weights + 32 KB | instructions / inference (not cycles) | instructions / MAC (not cycles) | at profile clock (est.) | profile estimate |",
+    lines = ["| model | MACs | core | bit-exact | RAM (arena + stack + caller's buffers) | tflite-micro arena | RAM / TFLM | flash | int8 weights + 32 KB | instructions / inference (not cycles) | instructions / MAC (not cycles) | at profile clock (est.) | profile estimate |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         for core, c in r["cores"].items():

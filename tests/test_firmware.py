@@ -93,7 +93,8 @@ def test_firmware_is_bit_exact_and_measured(student_bundle, tools, core, tmp_pat
     assert report["latency"]["p50_ms"] == pytest.approx(ins["per_inference_p50"] / report["device"]["clock_hz"] * 1000)
     mem = report["memory"]
     assert 0 < mem["stack_high_water_bytes"] < 16384
-    assert mem["ram_bytes"] == mem["static_ram_bytes"] + mem["stack_high_water_bytes"] + 64 + 10
+    assert mem["ram_bytes"] == mem["static_ram_bytes"] + mem["stack_high_water_bytes"] + mem["input_output_bytes"]
+    assert mem["input_output_bytes"] == (10 if result.image.input_in_arena else 64 + 10)
     assert mem["static_ram_bytes"] >= mem["arena_bytes"] > 0
     assert 0 < mem["flash_bytes"] < weights + 32 * 1024
     assert report["device"]["kind"] == "emulated-mcu" and report["device"]["emulator"].startswith("qemu-system-arm 7.")

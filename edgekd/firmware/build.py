@@ -63,6 +63,7 @@ class FirmwareImage:
     arena_bytes: int  # EDGEKD_MODEL_ARENA_BYTES as the library's header declares it
     input_bytes: int = 0
     output_bytes: int = 0
+    input_in_arena: bool = False  # the library offers edgekd_model_input(): its arena holds the input's slot
     library_sources: List[str] = field(default_factory=list)
     kernel_timing: bool = False  # ``elf`` times each kernel call (flash and RAM are from the image without it)
 
@@ -174,5 +175,6 @@ def build_firmware(lib_dir, samples: np.ndarray, core_name: str, out_dir, tools:
         elf=elf, kernel_timing=kernel_timing, harness_elf=bare, core=c, samples=len(samples), sections=full, harness_sections=alone,
         flash_bytes=_sum(full, FLASH_SECTIONS) - _sum(alone, FLASH_SECTIONS),
         static_ram_bytes=_sum(full, RAM_SECTIONS) - _sum(alone, RAM_SECTIONS),
-        arena_bytes=arena, input_bytes=input_size, output_bytes=output_size, library_sources=[os.path.basename(s) for s in library],
+        arena_bytes=arena, input_bytes=input_size, output_bytes=output_size,
+        input_in_arena=bool(re.search(r"\bedgekd_model_input\s*\(\s*void\s*\)", (lib_dir / HEADER).read_text())), library_sources=[os.path.basename(s) for s in library],
     )

@@ -41,7 +41,7 @@ def firmware_command(
         typer.echo(f"    {name:22s} {k['calls']:6.0f} calls {k['instructions']:>14,.0f} instructions ({100 * k['instructions'] / ins['per_inference_mean']:.1f}%)")
     tflm = f" (tflite-micro arena {mem['tflm_arena_bytes']} B)" if mem["tflm_arena_bytes"] else ""
     typer.echo(f"  flash {mem['flash_bytes']} B, RAM {mem['ram_bytes']} B = arena/static {mem['static_ram_bytes']} B + stack {mem['stack_high_water_bytes']} B"
-               f" + input/output {mem['input_output_bytes']} B{tflm}")
+               f" + caller's buffers {mem['input_output_bytes']} B{tflm}")
     if "accuracy" in rep:
         typer.echo(f"  accuracy {100 * rep['accuracy']:.2f}%, agreement with the host {100 * rep.get('agreement_with_host', 0):.2f}%")
     if report_out:

@@ -38,9 +38,9 @@ def firmware_report(
     student = {k: manifest.student[k] for k in ("spec", "params", "macs", "activation_elems") if k in manifest.student}
     macs = float(student.get("macs") or 0)
     mean_insns = float(np.mean(run.instructions))
-    # The library reads the caller's input and writes the caller's output; tflite-micro's arena holds both, so they
-    # count here too for a like-for-like RAM figure.
-    io_bytes = image.input_bytes + image.output_bytes
+    # tflite-micro's arena holds the input and output tensors, so they count here too for a like-for-like figure:
+    # the output is the caller's buffer, and so is the input unless the library's arena has a slot for it.
+    io_bytes = image.output_bytes + (0 if image.input_in_arena else image.input_bytes)
     ram = image.static_ram_bytes + run.stack_high_water + io_bytes
     body: Dict[str, Any] = {
         "bundle": manifest.name,
@@ -81,7 +81,7 @@ def firmware_report(
             "input_output_bytes": io_bytes,
             "tflm_arena_bytes": tflm_arena,
             "ram_vs_tflm_arena": (ram / tflm_arena) if tflm_arena else None,
-            "how": "flash = .text+.rodata+.data of the firmware minus the harness built alone; RAM = the library's .data+.bss (its arena) + stack high-water mark (painted stack) + the input and output buffers",
+            "how": "flash = .text+.rodata+.data of the firmware minus the harness built alone; RAM = the library's .data+.bss (its arena) + stack high-water mark (painted stack) + the output buffer (and the input's, unless the arena holds it)",
         },
         "bit_exact": {"samples": n, "equal": bit_exact, "reference": "tflite-micro interpreter on the same int8 inputs"},
         "host_expected": {
