@@ -154,6 +154,11 @@ def compare(fmt: str, kind: str, host: dict, arm: dict, output_scale=None) -> di
            "outputs_differing": float(np.mean(h != a))}
     if output_scale:
         row["max_diff_output_steps"] = float(np.round(row["max_abs_diff"] / output_scale, 3))
+        # A changed top-1 whose two best host scores were within one output step apart is a near tie:
+        # one step of rounding is enough to swap them.
+        top2 = np.sort(h, axis=1)[:, -2:]
+        near = (top2[:, 1] - top2[:, 0]) <= output_scale * 1.0001
+        row["disagreements_near_ties"] = int(np.sum((hp != ap) & near))
     if "host_outputs" in host:
         stored = host["host_outputs"].argmax(1)
         row["host_vs_stored_agreement"] = float(np.mean(hp == stored))
