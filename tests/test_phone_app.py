@@ -451,6 +451,36 @@ def test_over_plain_http_off_localhost_the_page_says_why_the_camera_is_off(phone
         page.close()
 
 
+def test_the_periodic_send_reports_on_its_own_once_runs_are_new(phone, site):
+    """The period (minutes) set in the page sends a report without the button, and only when there are runs not yet
+    reported. Time is Playwright's fake clock, fast-forwarded: the page's timers are the real ones."""
+    context = phone["browser"].new_context(**PHONE)  # a page of its own: its clock is faked, its queue empty
+    try:
+        page = context.new_page()
+        page.clock.install()
+        page.goto(site["origin"] + "/")
+        page.evaluate("window.edgekdApp.then(() => true)")
+        _connect(page, site)
+        page.evaluate("localStorage.setItem('edgekd.period', '1')")
+        before = len(_stored(site["db"]))
+        page.clock.fast_forward("02:00")  # nothing classified yet: nothing to report
+        time.sleep(2)
+        assert len(_stored(site["db"])) == before
+        page.evaluate("window.edgekdApp.then(a => a.runEval())")
+        for _ in range(4):  # each interval tick checks the period; a report is due once a minute has passed
+            page.clock.fast_forward("00:16")
+        deadline = time.time() + 20
+        while len(_stored(site["db"])) == before and time.time() < deadline:
+            time.sleep(0.2)
+        stored = _stored(site["db"])[before:]
+        assert len(stored) == 1 and stored[0]["device"]["kind"] == "browser" and stored[0]["latency"]["runs"] >= 1
+        page.clock.fast_forward("03:00")  # no new runs since: no second report
+        time.sleep(2)
+        assert len(_stored(site["db"])) == before + 1
+    finally:
+        context.close()
+
+
 def test_the_service_worker_serves_the_app_with_the_server_stopped(phone, site, tmp_path):
     """Last of the browser tests: it stops the app's server."""
     page, context = phone["page"], phone["context"]
@@ -574,3 +604,4 @@ def test_app_serve_speaks_https_with_a_certificate_and_refuses_bad_input(tools, 
     with pytest.raises(EdgekdError, match="nothing was deleted"):
         write_app(tiny_bundle["path"], tmp_path / "mine", force=True)
     assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"
+
