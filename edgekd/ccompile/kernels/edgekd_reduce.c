@@ -2,16 +2,22 @@
  * tflite-micro's reference arithmetic. */
 #include "edgekd_kernels.h"
 
+/* The pooling window of output position o along one axis: its first input index (may be negative, in the padding)
+ * and the kernel offsets [lo, hi) that fall inside the input, as tflite-micro clips them. */
+static void window(int32_t o, int32_t stride, int32_t pad, int32_t k, int32_t n, int32_t *i0, int32_t *lo, int32_t *hi) {
+  *i0 = o * stride - pad;
+  *lo = *i0 < 0 ? -*i0 : 0;
+  *hi = k < n - *i0 ? k : n - *i0;
+}
+
 void edgekd_avgpool_s8(const int8_t *in, int8_t *out, const edgekd_pool_params *p) {
   int32_t oy, ox, c, ky, kx;
   for (oy = 0; oy < p->out_h; ++oy) {
-    const int32_t iy0 = oy * p->stride_h - p->pad_h;
-    const int32_t y_lo = iy0 < 0 ? -iy0 : 0;
-    const int32_t y_hi = p->k_h < p->in_h - iy0 ? p->k_h : p->in_h - iy0;
+    int32_t iy0, y_lo, y_hi;
+    window(oy, p->stride_h, p->pad_h, p->k_h, p->in_h, &iy0, &y_lo, &y_hi);
     for (ox = 0; ox < p->out_w; ++ox) {
-      const int32_t ix0 = ox * p->stride_w - p->pad_w;
-      const int32_t x_lo = ix0 < 0 ? -ix0 : 0;
-      const int32_t x_hi = p->k_w < p->in_w - ix0 ? p->k_w : p->in_w - ix0;
+      int32_t ix0, x_lo, x_hi;
+      window(ox, p->stride_w, p->pad_w, p->k_w, p->in_w, &ix0, &x_lo, &x_hi);
       const int32_t count = (y_hi - y_lo) * (x_hi - x_lo);
       for (c = 0; c < p->c; ++c) {
         int32_t acc = 0;
@@ -27,13 +33,11 @@ void edgekd_avgpool_s8(const int8_t *in, int8_t *out, const edgekd_pool_params *
 void edgekd_maxpool_s8(const int8_t *in, int8_t *out, const edgekd_pool_params *p) {
   int32_t oy, ox, c, ky, kx;
   for (oy = 0; oy < p->out_h; ++oy) {
-    const int32_t iy0 = oy * p->stride_h - p->pad_h;
-    const int32_t y_lo = iy0 < 0 ? -iy0 : 0;
-    const int32_t y_hi = p->k_h < p->in_h - iy0 ? p->k_h : p->in_h - iy0;
+    int32_t iy0, y_lo, y_hi;
+    window(oy, p->stride_h, p->pad_h, p->k_h, p->in_h, &iy0, &y_lo, &y_hi);
     for (ox = 0; ox < p->out_w; ++ox) {
-      const int32_t ix0 = ox * p->stride_w - p->pad_w;
-      const int32_t x_lo = ix0 < 0 ? -ix0 : 0;
-      const int32_t x_hi = p->k_w < p->in_w - ix0 ? p->k_w : p->in_w - ix0;
+      int32_t ix0, x_lo, x_hi;
+      window(ox, p->stride_w, p->pad_w, p->k_w, p->in_w, &ix0, &x_lo, &x_hi);
       for (c = 0; c < p->c; ++c) {
         int32_t m = -128;
         for (ky = y_lo; ky < y_hi; ++ky)
