@@ -1,7 +1,7 @@
 """Issue 12's CIFAR-10 target: `edgekd build --profile cortex-m4f` and `--profile raspberry-pi-4` with the benchmark
 teacher, each in at most half the teacher's training time.
 
-    .venv/bin/python benchmarks/cifar_build.py       # trains the teacher first if benchmarks/out/cifar10 has none (60 min)
+    .venv/bin/python benchmarks/cifar_build.py       # trains the teacher first if benchmarks/out/cifar10 has none (TEACHER_MINUTES, default 60)
     .venv/bin/python benchmarks/cifar_build.py --data-dir DIR   # CIFAR-10 archive from DIR (default $EDGEKD_DATA, else ../shared/data)
 
 The budget of each build is half the teacher's recorded training minutes (teacher.json). Writes
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -26,7 +27,7 @@ def main(argv=None) -> int:
     add_data_dir_argument(ap)
     args = ap.parse_args(argv)
     cifar10(args.data_dir)  # decodes the data folder's archive into OUT/cifar10_{train,test}.npz once
-    teacher(data=args.data_dir)  # trains it once (about an hour) and reuses it afterwards
+    teacher(float(os.environ.get("TEACHER_MINUTES", "60")), data=args.data_dir)  # trains it once and reuses it afterwards
     info = json.loads(TEACHER_INFO.read_text())
     budget = f"{int(info['minutes'] * 60 / 2)}s"
     rows = []
