@@ -5,10 +5,12 @@
 #   make demo                                   # here: builds out/demo/jetson-nano
 #   bash benchmarks/gpu_check.sh [BUNDLE] [OUTDIR]   # there, from the repository root; needs numpy + onnxruntime
 #
+# OUTDIR defaults to benchmarks/results/gpu_check (or $OUT when set): commit its profile-PROVIDER.json files.
+#
 # Only the runtime's own folder is put on the path (no install), as on a device with a copied checkout.
 set -u
 bundle=${1:-out/demo/jetson-nano}
-out=${2:-${OUT:-out/gpu}}
+out=${2:-${OUT:-benchmarks/results/gpu_check}}
 py=${PYTHON:-python3}
 mkdir -p "$out"
 export PYTHONPATH="$PWD/runtime${PYTHONPATH:+:$PYTHONPATH}"

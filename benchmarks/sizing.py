@@ -1,6 +1,6 @@
 """Sizing benchmark (issue 4): every profile's chosen student after conversion, MCU arenas, calibrated latency.
 
-    .venv/bin/python benchmarks/sizing.py [--runs 400] [--out benchmarks/out/sizing.json]
+    .venv/bin/python benchmarks/sizing.py [--runs 400] [--out benchmarks/out/sizing.json] [--results sizing.json]
 
 1. For every built-in profile, ``size_student`` with verification on a realistic input: 32x32x3 (CIFAR-size)
    images for the phones, the Pi, the Jetson and the x86 host; 96x96x1 (Visual-Wake-Words-style grayscale)
@@ -12,13 +12,14 @@
    converted to int8 TFLite and timed with the runtime (edgekd_runtime.Model + profiler.time_invocations,
    least disturbed of three blocks of ``--runs``); per set, the profile is calibrated from the middle student's report
    and the estimate compared with the measured p50 of all three.
-Raw results go to benchmarks/out/sizing.json.
+Raw results go to benchmarks/out/sizing.json (copied to benchmarks/results/sizing.json, see --results).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -133,6 +134,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=400, help="timed runs per block (3 blocks per student)")
     ap.add_argument("--out", default="benchmarks/out/sizing.json")
+    ap.add_argument("--results", default="sizing.json", help="copy of --out under benchmarks/results/ (default %(default)s)")
     args = ap.parse_args(argv)
     start = time.perf_counter()
     result = {"sizing": sizing_rows(), "latency": latency_rows(args.runs)}
@@ -146,8 +148,12 @@ def main(argv=None):
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2, default=str))
+    # The committed copy is what benchmarks/README.md's sizing tables are read from.
+    results = Path(__file__).resolve().parent / "results" / args.results
+    results.parent.mkdir(exist_ok=True)
+    shutil.copyfile(args.out, results)
     print(json.dumps(result["checks"], indent=2))
-    print(f"wrote {args.out} ({result['seconds']:.0f} s)")
+    print(f"wrote {args.out} and {results} ({result['seconds']:.0f} s)")
     return 0 if all(result["checks"].values()) else 1
 
 
