@@ -7,6 +7,7 @@ import re
 from conftest import ROOT
 
 EDGEKD = os.path.join(ROOT, "edgekd")
+RUNTIME = os.path.join(ROOT, "runtime", "edgekd_runtime")
 MAX_LINES = 350
 ONE_PER_THING = ("convert", "students", os.path.join("distill", "methods"))
 # Layers, lowest first: a module may import its own layer or lower ones, never higher.
@@ -22,26 +23,105 @@ LAYERS = [
 ]
 
 
-def _modules():
-    for folder, _, files in os.walk(EDGEKD):
+def _modules(base=EDGEKD):
+    for folder, _, files in os.walk(base):
         for name in files:
             if name.endswith(".py"):
                 path = os.path.join(folder, name)
-                yield os.path.relpath(path, EDGEKD), path
+                yield os.path.relpath(path, base), path
+
+
+def _map():
+    return open(os.path.join(ROOT, "ARCHITECTURE.md")).read()
 
 
 def test_the_map_names_every_module():
-    text = open(os.path.join(ROOT, "ARCHITECTURE.md")).read()
+    text = _map()
     missing = []
-    for rel, _ in _modules():
-        stem = os.path.basename(rel)
-        if stem == "__init__.py":
-            continue
-        parent = os.path.dirname(rel)
-        # A module is named by its file name, or, in a one-per-thing folder (a format, a family, a method), by the folder.
-        if stem[:-3] not in text and not (parent in ONE_PER_THING and f"{parent}/" in text):
-            missing.append(rel)
+    for base, one_per_thing in ((EDGEKD, ONE_PER_THING), (RUNTIME, ("backends",))):
+        for rel, _ in _modules(base):
+            stem = os.path.basename(rel)
+            if stem in ("__init__.py", "__main__.py"):
+                continue
+            parent = os.path.dirname(rel)
+            # A module is named by its file name, or, in a one-per-thing folder (a format, a family, a method, an
+            # engine), by the folder.
+            if stem[:-3] not in text and not (parent in one_per_thing and f"{parent}/" in text):
+                missing.append(os.path.relpath(os.path.join(base, rel), ROOT))
     assert not missing, f"ARCHITECTURE.md does not mention: {missing}"
+
+
+def test_the_maps_layers_are_the_ones_checked_here():
+    # The map's arrow list, top to bottom, is LAYERS read backwards: the rule a reader sees is the rule enforced.
+    prose = re.search(r"Inside `edgekd/`, imports go downward.*?checks it\):(.*?)\n\n", _map(), re.S).group(1)
+    on_the_map = [set(re.findall(r"`([\w.]+)`", step)) for step in prose.split("→")]
+    assert on_the_map == LAYERS[::-1]
+
+
+def _bound_names(path):
+    names = set()
+    for node in ast.parse(open(path).read()).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return names
+
+
+def _resolve(dotted):
+    """Where ``a.b.c`` (or ``a/b.c``) of the map lies: (module file, the name left to find in it), or None when its
+    first part is no module of either package (``tensorflow.lite``)."""
+    parts = re.split(r"[./]", dotted)
+    package = parts[0] in ("edgekd", "edgekd_runtime")  # a name in the package's __init__ when nothing else
+    if package:
+        bases, parts = [EDGEKD if parts[0] == "edgekd" else RUNTIME], parts[1:]
+    else:
+        # A bare first part is a module of either package, at the top or, named alone (``loaders``), anywhere.
+        bases = [EDGEKD, RUNTIME] + sorted({os.path.dirname(p) for b in (EDGEKD, RUNTIME) for r, p in _modules(b)
+                                            if os.path.basename(r) == parts[0] + ".py"})
+    for base in bases:
+        here, rest = base, list(parts)
+        while rest and os.path.isdir(os.path.join(here, rest[0])):
+            here = os.path.join(here, rest.pop(0))
+        if rest and os.path.isfile(os.path.join(here, rest[0] + ".py")):
+            here = os.path.join(here, rest.pop(0) + ".py")
+        if here == base and not package:
+            continue
+        return (os.path.join(here, "__init__.py") if os.path.isdir(here) else here), rest
+    return None
+
+
+def test_what_the_map_names_exists():
+    text = _map()
+    fenced = re.findall(r"```\n(.*?)```", text, re.S)
+    inline = re.findall(r"`([^`]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
+    wrong = []
+    # Files and folders: paths with a folder in them, and the source, profile, doc and script files named alone.
+    repo = []
+    for folder, dirs, files in os.walk(ROOT):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in ("node_modules", "__pycache__")]
+        repo += [os.path.relpath(os.path.join(folder, n), ROOT) + slash for names, slash in ((files, ""), (dirs, "/")) for n in names]
+    for name in inline:
+        if "node_modules" in name:
+            continue  # made by `npm ci`, not part of the tree
+        if re.fullmatch(r"[\w./-]+", name) and "/." not in name and ("/" in name or re.search(r"\.(py|yaml|md|sh)$", name)):
+            if not any(p == name or p.endswith("/" + name) for p in repo):
+                wrong.append(f"no file {name}")
+    # Modules and the names in them: `a.b.name`, in the text and in the data flow's drawing.
+    dotted = [n for n in inline if re.fullmatch(r"\w+(?:[./]\w+)+", n) and not re.search(r"\.(py|yaml|md|sh|json|npz|c|h|js)$", n)]
+    dotted += [n for block in fenced for n in re.findall(r"\b[a-z_]+(?:[./][A-Za-z_]\w*)+", block) if not n.endswith((".json", ".npz", ".zip"))]
+    for name in dotted:
+        where = _resolve(name)
+        if where is not None and where[1] and where[1][0] not in _bound_names(where[0]):
+            wrong.append(f"{name}: no {where[1][0]} in {os.path.relpath(where[0], ROOT)}")
+    # Registries: "`NAME` in `path`".
+    for name, path in re.findall(r"`(\w+)` in `([\w/]+\.py)`", text):
+        if name not in _bound_names(os.path.join(ROOT, path)):
+            wrong.append(f"no {name} in {path}")
+    assert not wrong, wrong
 
 
 def test_modules_stay_small_or_say_why():
