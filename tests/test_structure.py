@@ -1,5 +1,6 @@
-"""The house rules of ARCHITECTURE.md, checked: the map names every module, modules stay small (or say why), and
-the host's layers import downward only."""
+"""The house rules of ARCHITECTURE.md, checked: the map names every module of both packages and cites only files,
+modules and names that exist, its layer list is the one enforced here, modules stay small (or say why), and the
+host's layers import downward only."""
 import ast
 import os
 import re
