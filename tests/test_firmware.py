@@ -77,6 +77,7 @@ def test_firmware_is_bit_exact_and_measured(student_bundle, tools, core, tmp_pat
 
     result = firmware(student_bundle, core=core, samples=SAMPLES, report_out=str(tmp_path / "report.json"), tools=tools)
     assert result.library_dir.name == "model_c"  # the bundle's own C library, not a fresh compile
+    assert result.kept_in is None and not result.image.elf.exists()  # no --out: nothing left behind, and it says so
     assert result.mismatched == 0 and result.run.outputs.shape == (SAMPLES, 10)
     assert np.array_equal(result.run.outputs, result.reference)
     report = json.loads((tmp_path / "report.json").read_text())
@@ -127,6 +128,7 @@ def test_cli_runs_the_firmware_and_a_wrong_library_is_a_failure(student_bundle, 
     # The kernels are nearly all of an inference: what is left is invoke's own calls and the timer reads.
     assert 0.9 * ins["per_inference_mean"] < sum(k["instructions"] for k in kernels.values()) <= ins["per_inference_mean"] + 40 * 8
     assert (tmp_path / "fw" / "cortex-m7" / "firmware-cortex-m7.elf").is_file()
+    assert f"kept in {tmp_path / 'fw'}" in proc.stdout
     # The same library with output byte 0 off by one (a kernel bug): the command fails and writes no report.
     with Bundle.open(str(student_bundle)) as b:
         blob = open(b.path(b.manifest.artifact("tflm-int8").path), "rb").read()

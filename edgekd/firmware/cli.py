@@ -44,6 +44,8 @@ def firmware_command(
                f" + caller's buffers {mem['input_output_bytes']} B{tflm}")
     if "accuracy" in rep:
         typer.echo(f"  accuracy {100 * rep['accuracy']:.2f}%, agreement with the host {100 * rep.get('agreement_with_host', 0):.2f}%")
+    if result.kept_in:
+        typer.echo(f"firmware images and C library kept in {result.kept_in}")
     if report_out:
         typer.echo(f"report: {report_out}")
     if report_to:

@@ -42,6 +42,9 @@ class FirmwareResult:
     reference: np.ndarray  # int8 outputs of the tflite-micro interpreter
     library_dir: Path
     mismatched: int
+    # Where the images and the compiled library stay: the caller's out_dir, or None when they were built in a
+    # temporary folder that is gone by the time this returns (image.elf then names a deleted file).
+    kept_in: Optional[Path] = None
 
     @property
     def bit_exact(self) -> bool:
@@ -145,7 +148,8 @@ def firmware(
     ``core``; NotBitExactError unless every sample's output bytes equal tflite-micro's. More samples than one image
 holds run in several images. ``timeout_s`` bounds each emulator run. ``by_kernel`` adds instructions per kernel
 (``report["instructions"]["by_kernel"]``). ``out_dir`` keeps the
-    firmware (a temporary folder otherwise); ``report_out`` writes the profile report there."""
+    firmware and the compiled library (``result.kept_in``); without it they are built in a temporary folder and
+    deleted, and only the report remains. ``report_out`` writes the profile report there."""
     c = get_core(core)
     if samples is not None and samples < 1:
         raise EdgekdError(f"--samples must be at least 1 (got {samples})")
@@ -188,4 +192,5 @@ holds run in several images. ``timeout_s`` bounds each emulator run. ``by_kernel
         )
     if report_out:
         write_report(report, report_out)
-    return FirmwareResult(report=report, image=image, run=run, reference=reference, library_dir=library, mismatched=mismatched)
+    return FirmwareResult(report=report, image=image, run=run, reference=reference, library_dir=library, mismatched=mismatched,
+                          kept_in=Path(out_dir) if out_dir else None)
