@@ -8,7 +8,7 @@ search can price hundreds of candidates in well under a second instead of buildi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 
 def _prod(shape) -> int:
@@ -107,7 +107,6 @@ class Op:
     inputs: Tuple[int, ...]
     output: int
     constants: int = 0  # constant tensors the op reads (weights, bias, axis, shape)
-    channels: int = 0  # output channels carrying per-channel quantization parameters
 
 
 @dataclass
@@ -133,10 +132,6 @@ class Graph:
     @property
     def constant_tensors(self) -> int:
         return sum(op.constants for op in self.ops)
-
-    @property
-    def quant_channels(self) -> int:
-        return sum(op.channels for op in self.ops)
 
     def op_kinds(self):
         return sorted({op.kind for op in self.ops})
@@ -182,9 +177,9 @@ class CostNN:
         self.graph.tensors[t.id] = t.elems
         return t
 
-    def _op(self, kind, inputs, shape, constants=0, channels=0) -> T:
+    def _op(self, kind, inputs, shape, constants=0) -> T:
         out = self._tensor(shape)
-        self.graph.ops.append(Op(kind, tuple(t.id for t in inputs), out.id, constants, channels))
+        self.graph.ops.append(Op(kind, tuple(t.id for t in inputs), out.id, constants))
         return out
 
     def input(self, shape):
@@ -202,7 +197,7 @@ class CostNN:
         g.biases += filters
         g.params += kh * kw * cin * filters + (4 * filters if bn else filters)
         g.macs += oh * ow * filters * kh * kw * cin
-        out = self._op("CONV_2D", [x], (oh, ow, filters), constants=2, channels=filters)
+        out = self._op("CONV_2D", [x], (oh, ow, filters), constants=2)
         if activation == "hard_sigmoid":  # the converter emits it as two elementwise ops after the conv
             out = self._op("RELU", [out], out.shape)
             out = self._op("MINIMUM", [out], out.shape, constants=1)
@@ -217,7 +212,7 @@ class CostNN:
         g.biases += c
         g.params += kh * kw * c + (4 * c if bn else c)
         g.macs += oh * ow * c * kh * kw
-        return self._op("DEPTHWISE_CONV_2D", [x], (oh, ow, c), constants=2, channels=c)
+        return self._op("DEPTHWISE_CONV_2D", [x], (oh, ow, c), constants=2)
 
     def hard_swish(self, x, name=None):
         return self._op("HARD_SWISH", [x], x.shape)

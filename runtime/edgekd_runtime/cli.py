@@ -4,7 +4,6 @@ argparse rather than a CLI framework: the device install stays numpy + one engin
 """
 
 import argparse
-import json
 import os
 import sys
 
