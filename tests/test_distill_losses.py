@@ -40,7 +40,7 @@ def test_hint_loss_is_mse_of_standardized_features_through_the_regressor():
     def standardized(a):
         return (a - a.mean(axis=(0, 1, 2))) / np.sqrt(a.var(axis=(0, 1, 2)) + 1e-3)
 
-    term = HintTerm(0, "t0", student_channels=4, teacher_channels=6, beta=2.0)
+    term = HintTerm(0, "t0", teacher_channels=6, beta=2.0)
     loss = term.loss({"t0": tf.constant(t)}, [tf.constant(s)], None)
     kernel = term.adapter.get_weights()[0].reshape(4, 6)  # a 1x1 convolution is a matrix over channels
     assert float(loss) == pytest.approx(2.0 * np.mean((standardized(s @ kernel) - standardized(t)) ** 2), rel=1e-4)

@@ -32,7 +32,7 @@ def hint_loss(student_features, teacher_features):
 class HintTerm(keras.layers.Layer):
     """One hint pair: student feature ``index`` against target ``key``, through the regressor."""
 
-    def __init__(self, index: int, key: str, student_channels: int, teacher_channels: int, beta: float = DEFAULT_BETA, **kwargs):
+    def __init__(self, index: int, key: str, teacher_channels: int, beta: float = DEFAULT_BETA, **kwargs):
         super().__init__(**kwargs)
         self.index, self.key, self.beta = index, key, float(beta)
         self.adapter = keras.layers.Conv2D(teacher_channels, 1, use_bias=False, name=f"{self.name}_adapter", dtype="float32")

@@ -20,6 +20,6 @@ def run(ctx, student) -> DistillResult:
         pairs = [matched[len(matched) // 2]]  # one hint in the middle of the network, as in FitNets
 
     def hint(i, feature, t_name, beta):
-        return HintTerm(i, f"t{i}", int(feature.shape[-1]), int(tm.get_layer(t_name).output.shape[-1]), beta=beta, name=f"hint{i}")
+        return HintTerm(i, f"t{i}", int(tm.get_layer(t_name).output.shape[-1]), beta=beta, name=f"hint{i}")
 
     return distill_pairs(ctx, student, "fitnet", pairs, DEFAULT_BETA, None, hint)
