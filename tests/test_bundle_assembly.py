@@ -71,7 +71,7 @@ def test_convert_bundle_can_be_monitored(convert_bundle, digits_split, tmp_path)
     assert report["drift"]["summary"]["status"] == "shift"
 
 
-def test_convert_bundle_calibrates_a_profile(convert_bundle, tmp_path):
+def test_convert_bundle_fits_a_profiles_latency(convert_bundle, tmp_path):
     from edgekd.profiles import load_profile
 
     report_path = tmp_path / "profile.json"
@@ -88,9 +88,9 @@ def test_convert_bundle_calibrates_a_profile(convert_bundle, tmp_path):
     out = tmp_path / "x86.yaml"
     proc = run_cli("edgekd", "profiles", "fit-latency", "linux-x86", "--reports", str(report_path), "--bundle", str(convert_bundle), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
-    calibrated = load_profile(str(out))
-    assert calibrated.compute.efficiency == pytest.approx(prof.compute.efficiency / 2, rel=1e-3)
-    assert calibrated.estimate_latency_ms(macs, "fp32", acts) == pytest.approx(report["latency"]["p50_ms"], rel=1e-3)
+    fitted = load_profile(str(out))
+    assert fitted.compute.efficiency == pytest.approx(prof.compute.efficiency / 2, rel=1e-3)
+    assert fitted.estimate_latency_ms(macs, "fp32", acts) == pytest.approx(report["latency"]["p50_ms"], rel=1e-3)
 
 
 def test_convert_for_a_profile_records_it(student_files, digits_split, tmp_path):
