@@ -19,7 +19,9 @@ LAYERS = [
     {"sizing"},
     {"bundle_assembly", "distill", "convert.verified"},
     {"selection", "teacher_weight", "search_setup", "build_data", "build_plan", "qat_fallback", "student_choice"},
-    {"pipeline", "demo", "compare", "ranking", "reports", "app", "firmware", "convert.batch"},
+    # convert.batch and distill.run are `edgekd convert` and `edgekd distill`; distill.student picks a run's student
+    # for a profile by the build's tournament (ranking).
+    {"pipeline", "demo", "compare", "ranking", "reports", "app", "firmware", "convert.batch", "distill.run", "distill.student"},
     {"cli", "device_cli"},
 ]
 
