@@ -19,8 +19,8 @@ LAYERS = [
     {"sizing"},
     {"bundle_assembly", "distill", "convert.verified"},
     {"selection", "teacher_weight", "search_setup", "build_data", "build_plan", "qat_fallback", "student_choice"},
-    # convert.batch and distill.run are `edgekd convert` and `edgekd distill`; distill.student picks a run's student
-    # for a profile by the build's tournament (ranking).
+    # convert.batch and distill.run are `edgekd convert` and `edgekd distill`; distill.student chooses the student of
+    # an `edgekd distill` run (for a profile, as `edgekd size` does).
     {"pipeline", "demo", "compare", "ranking", "reports", "app", "firmware", "convert.batch", "distill.run", "distill.student"},
     {"cli", "device_cli"},
 ]
