@@ -108,10 +108,13 @@ class JobProgress:
             self.bar.set_postfix_str(note, refresh=False)
         self._refresh()
 
-    def end(self) -> None:
+    def end(self, settle: bool = False) -> None:
+        """``settle``: the phase's plan becomes what it took (for a phase that could not be planned ahead)."""
         if self.current is not None:
-            self.done[self.current] = self.phases[self.current]
             self.actual[self.current] = time.monotonic() - self._began
+            if settle:
+                self.phases[self.current] = self.actual[self.current]
+            self.done[self.current] = self.phases[self.current]
         self.current, self.fraction = None, 0.0
         self._refresh()
 

@@ -26,6 +26,7 @@ MIN_CHECKS = 4  # validation checks the final training gets at least (an "epoch"
 MIN_PASSES = 1  # passes over the training data a candidate must afford in the training share (fewer, and it barely learns)
 # Shares of the time left after labels and conversion: the tournament, the teacher-weight duel, the final training.
 SHARES = {"tournament": 0.20, "teacher weight": 0.15}
+SAVE_PER_TRACE = 2.0  # a SavedModel save of a digits student against the tracing of its first training step, measured here
 
 
 def epoch_seconds(entry: Entry, n_train: int, n_val: int) -> float:
@@ -53,24 +54,30 @@ def label_seconds(teacher: Teacher, x: np.ndarray, n_val: int) -> float:
 def convert_seconds(entries: List[Entry], n_train: int, n_val: int, profile: DeviceProfile, input_shape, num_classes: int,
                     calibration, formats: List[str]) -> float:
     """Planned seconds for converting and verifying every format: from the slowest conversion sizing already timed,
-    else one conversion of the smallest candidate to the profile's primary format timed here; times the formats,
-    plus the parity runs."""
+    else one conversion of the largest candidate to the profile's primary format timed here (the slowest to convert,
+    and the one a cost ranking picks: the measurement is kept, so the chosen student is not converted twice); times
+    the formats, plus the parity runs."""
     timed = [e.report.measured["seconds"] for e in entries if "seconds" in e.report.measured]
     if timed:
         once = max(timed)
     else:
-        smallest = min(entries, key=lambda e: epoch_seconds(e, n_train, n_val))
-        once = _time_one_conversion(profile, smallest.report, input_shape, num_classes, calibration)
+        largest = max(entries, key=lambda e: epoch_seconds(e, n_train, n_val))
+        once = _time_one_conversion(profile, largest.report, input_shape, num_classes, calibration)
     return once * (len(formats) + 1) + 2.0 * len(formats)
 
 
 def _time_one_conversion(profile: DeviceProfile, report: FitReport, input_shape, num_classes: int, calibration) -> float:
     start = time.monotonic()
     try:
-        measure_student(profile, report.spec, input_shape, num_classes, calibration)
+        return float(measure_student(profile, report.spec, input_shape, num_classes, calibration)["seconds"])
     except EdgekdError:
-        pass
-    return time.monotonic() - start
+        return time.monotonic() - start
+
+
+def save_seconds(trace: float) -> float:
+    """Planned seconds for saving the trained Keras student (a SavedModel): tf_keras traces every layer's functions
+    to write it, about SAVE_PER_TRACE times what tracing one training step took here."""
+    return SAVE_PER_TRACE * trace
 
 
 @dataclass
@@ -80,7 +87,7 @@ class BuildPlan:
     n_val: int
     trace: float  # seconds to trace a student's graph, measured here
     label_seconds: float
-    convert_seconds: float
+    convert_seconds: float  # conversion and verification, with the trained student's save before them
     qat_seconds: float  # room for the int8 fallback's fine-tune
     tournament_seconds: float
     duel_seconds: float
@@ -97,8 +104,9 @@ def plan_phases(clock: Budget, entries: List[Entry], trace: float, *, n_train: i
                say: Callable[[str], None]) -> BuildPlan:
     """Seconds for each phase, or a BudgetError when the budget cannot hold one epoch of the smallest student.
 
-    ``int8_fine_tune``: reserve room for the int8 fallback's fine-tune. ``val_note``: the validation split is too
-    small to rank on (no tournament, no duel).
+    ``convert_seconds``: conversion and verification, the save of the trained student included. ``int8_fine_tune``:
+    reserve room for the int8 fallback's fine-tune. ``val_note``: the validation split is too small to rank on (no
+    tournament, no duel).
     """
     def epoch(e: Entry) -> float:
         return epoch_seconds(e, n_train, n_val)

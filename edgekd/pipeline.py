@@ -1,9 +1,10 @@
 """``build()``: teacher + data + device profile -> a verified bundle, within a time budget. The CLI and the demo call it.
 
 The phases, each planned in seconds before training (``build_plan``) and shown on one progress bar for the whole
-build: teacher labels (cached soft labels), student choice (``student_choice``: a tournament over students that fit
+build: the plan itself (data read, teacher loaded, the students that fit priced and a few training steps of each
+timed; its length is known only once done), teacher labels (cached soft labels), student choice (``student_choice``: a tournament over students that fit
 the profile, then the teacher weight), training (early stopping on a validation split held out of the training data,
-best weights kept, stopped before the budget's end), conversion and verification (int8 failures get a short
+best weights kept, stopped before the budget's end), the trained student's save, conversion and verification (int8 failures get a short
 quantization-aware fine-tune, ``qat_fallback``, then fall back to a float primary), and the bundle
 (``bundle_assembly``). The trained Keras student and distill.json are saved beside the bundle before conversion
 starts, so a failure after training never costs the training.
@@ -11,6 +12,7 @@ starts, so a failure after training never costs the training.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -43,6 +45,8 @@ from .sizing import MAX_STUDENT_RATIO, FitReport, fit_report, measure_student, s
 from .student_choice import choose_student
 from .students import StudentSpec, build_student
 from .teachers import Teacher, data_fingerprint, load_teacher, soft_labels
+
+PLAN_SHARE = 0.1  # the bar's first guess for the plan phase, as a share of the budget
 
 
 @dataclass
@@ -125,6 +129,11 @@ def build(
     _check_arguments(retain, max_student_ratio, candidates, alpha)
     parse_preprocess(preprocess)  # a bad --preprocess fails before the data are read
     prof = load_profile(profile)
+    # Everything before the teacher's labels (reading the data, loading the teacher, pricing and timing the candidates)
+    # is the "plan" phase, so that the phases in distill.json add up to the build's total.
+    job = JobProgress(progress, desc=f"build {prof.name}")
+    job.plan("plan", PLAN_SHARE * clock.total)  # a first guess for the bar; replaced by what it took once it ends
+    job.begin("plan")
     if sign_key is not None:
         # A bad key must fail before the minutes of training, not after.
         from edgekd_runtime.signing import load_private_key
@@ -148,23 +157,27 @@ def build(
     d = prepare_data(train_all, test, seed, say, preprocess)
     teacher = load_teacher(teacher)
     t_test = check_teacher_on_eval(teacher, d, say)
-    job = JobProgress(progress, desc=f"build {prof.name}")
 
     # Plan: the teacher's labels timed on a few samples, the students that fit priced (near-budget ones converted and
     # measured) and a few training steps of each timed, then the budget shared out over the phases.
     label_seconds = build_plan.label_seconds(teacher, d.x_train, len(d.x_val))
-    job.plan("teacher labels", label_seconds)
+    job.update(0.2, "pricing the students")
     pool, entries, trace = _price_candidates(prof, teacher, d, student, family, max_student_ratio, upscale, candidates, batch_size, seed, say)
+    job.update(0.7, "timing a conversion")
     convert_seconds = build_plan.convert_seconds(entries, len(d.x_train), len(d.x_val), prof, d.input_shape, d.num_classes, d.x_train[:64], fmts)
+    save_seconds = build_plan.save_seconds(trace)
     plan = build_plan.plan_phases(clock, entries, trace, n_train=len(d.x_train), n_val=len(d.x_val), label_seconds=label_seconds,
-                                  convert_seconds=convert_seconds, int8_fine_tune=qat and any(f.endswith("int8") for f in fmts),
+                                  convert_seconds=convert_seconds + save_seconds, int8_fine_tune=qat and any(f.endswith("int8") for f in fmts),
                                   student_given=student is not None, alpha_given=alpha is not None, val_note=d.val_note, say=say)
+    job.end(settle=True)
+    job.plan("teacher labels", label_seconds)
     job.plan("student choice", plan.tournament_seconds + plan.duel_seconds)
     job.plan("training", plan.train_seconds)
-    job.plan("convert + verify", plan.convert_seconds + plan.qat_seconds)
+    job.plan("save student", save_seconds)
+    job.plan("convert + verify", convert_seconds + plan.qat_seconds)
     smallest = min(entries, key=plan.epoch_seconds)
-    say("plan: " + ", ".join(f"{n} ~{format_seconds(s)}" for n, s in job.planned()) + f" (measured here: {format_seconds(trace)} to trace a student, "
-        f"{1e3 * smallest.seconds_per_sample:.3g} ms per sample for the smallest)")
+    say("plan: " + ", ".join(f"{n} {'' if n == 'plan' else '~'}{format_seconds(s)}" for n, s in job.planned())
+        + f" (measured here: {format_seconds(trace)} to trace a student, {1e3 * smallest.seconds_per_sample:.3g} ms per sample for the smallest)")
 
     job.begin("teacher labels")
     t_train = soft_labels(teacher, d.x_train, data_fingerprint(d.x_train), on_progress=job.update)
@@ -176,10 +189,11 @@ def build(
     job.begin("student choice")
     winner, selection = choose_student(plan, tset, retain=retain, alpha=alpha, temperature=temperature, batch_size=batch_size, seed=seed,
                                        student_given=student is not None, val_note=d.val_note, update=job.update, say=say)
-    job.end()
     spec = winner.report.spec
+    job.update(1.0, f"measuring {spec} converted")
     fit = _measured_fit(prof, winner, d)
     fit.searched = len(pool)
+    job.end()
     schedule = build_plan.training_schedule(clock, winner, plan, epochs, batch_size)
     job.plan("training", min(schedule.seconds, schedule.max_epochs * schedule.epoch_seconds + trace))
     say(f"student {spec}: {fit.cost.params:,} params, {fit.cost.macs:,} MACs, {selection.how} ({selection.reason}); "
@@ -193,13 +207,15 @@ def build(
                      patience=patience, deadline=clock.deadline - plan.convert_seconds - schedule.qat_seconds, steps_per_epoch=schedule.steps_per_epoch,
                      teacher_val_accuracy=tset.teacher_val_accuracy,
                      callbacks=[keras_callback(job, schedule.max_epochs, schedule.steps, job.phases["training"])])
-    job.end()
     student_acc = float(np.mean(model.predict(d.x_test, verbose=0, batch_size=256).argmax(1) == d.test.y))
+    job.end()
+    job.begin("save student")
     record = {"config": {**result.config, "preprocessing": preprocess_record(preprocess, d.pre)}, "history": result.history, "selection": selection.to_dict(), "fit": fit.to_dict(),
               "val_accuracy": result.val_accuracy, "teacher": {**teacher.describe(), "val_accuracy": tset.teacher_val_accuracy, "eval_accuracy": teacher_acc},
               "student": {"spec": str(spec), "params": fit.cost.params, "macs": fit.cost.macs, "eval_accuracy": student_acc},
               "time_budget_seconds": clock.total, "seconds": {**job.actual}}
     _save_student(model, record, student_dir)
+    job.end()
 
     job.begin("convert + verify")
     labels = d.test.class_names or d.train_all.class_names or [str(i) for i in range(d.num_classes)]
@@ -227,7 +243,7 @@ def build(
         job.close()
     record["seconds"] = {**job.actual, "total": clock.elapsed()}
     record["summary"] = summary
-    _save_student(model, record, student_dir)
+    _write_record(record, student_dir)  # the student saved before conversion is unchanged (the int8 fine-tune trains a copy)
     say(f"done in {format_seconds(clock.elapsed())} of {format_seconds(clock.total)}: " + ", ".join(f"{k} {format_seconds(v)}" for k, v in job.actual.items()))
     built = BuildResult(Path(bundle_path), prof, spec, fit, verified.converted, teacher_acc, student_acc, result,
                         extra={"selection": selection, "summary": summary, "student_dir": student_dir, "seconds": record["seconds"],
@@ -311,6 +327,13 @@ def _check_ops(profile: DeviceProfile, report: FitReport) -> None:
         if missing:
             raise FitError(f"student {report.spec} uses op(s) {', '.join(missing)} that {profile.name}'s engine lacks",
                            "use an MCU-safe spec (mcu_safe=1) or another family, or leave --student out to size one")
+
+
+def _write_record(record: Dict[str, Any], folder: Path) -> None:
+    """``folder/distill.json`` replaced atomically."""
+    staging = folder / "distill.json.tmp"
+    staging.write_text(json.dumps(record, indent=2, default=_jsonable))
+    os.replace(staging, folder / "distill.json")
 
 
 def _save_student(model, record: Dict[str, Any], folder: Path) -> None:

@@ -243,6 +243,11 @@ def test_build_within_budget_chooses_by_tournament_and_records_why(phone_build):
     assert cfg["epochs_run"] >= 1 and cfg["stopped"] and cfg["patience"] == 3
     record = json.loads((phone_build.extra["student_dir"] / "distill.json").read_text())
     assert record["selection"]["chosen"] == str(phone_build.spec)
+    # The record accounts for the whole build: its phases, planning and the student's save included, add up to the total.
+    seconds = record["seconds"]
+    phases = {k: v for k, v in seconds.items() if k != "total"}
+    assert {"plan", "teacher labels", "student choice", "training", "save student", "convert + verify"} <= set(phases)
+    assert abs(sum(phases.values()) - seconds["total"]) <= 0.03 * seconds["total"], seconds
     assert (phone_build.extra["student_dir"] / "student" / "saved_model.pb").exists()
     summary = phone_build.extra["summary"]
     assert summary["eval_samples"] == len(digits_eval(phone_build)) == phone_build.primary.host_metrics["eval_samples"]
