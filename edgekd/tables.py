@@ -17,12 +17,13 @@ def print_table(rows: List[dict], title: str = "") -> None:
     from rich.table import Table
 
     table = Table(title=title or None)
-    for col in ("model", "target", "format", "size", "params (x fewer than teacher)", "latency p50 (this machine)", "accuracy", "drop vs teacher"):
+    for col in ("model", "target", "format", "size (x smaller than teacher at same precision)", "params (x fewer than teacher)", "latency p50 (this machine)", "accuracy", "drop vs teacher"):
         table.add_column(col, justify="right" if col not in ("model", "target", "format") else "left")
     for r in rows:
         ratio = f" ({r['smaller_than_teacher']:.1f}x)" if r.get("smaller_than_teacher") else ""
+        smaller = f" ({r['bytes_smaller_than_teacher']:.1f}x)" if r.get("bytes_smaller_than_teacher") else ""
         table.add_row(
-            r["name"], r["profile"], r["format"], human_bytes(r["bytes"]), f"{r.get('params', 0):,}{ratio}", f"{r['latency_ms_p50']:.3f} ms",
+            r["name"], r["profile"], r["format"], human_bytes(r["bytes"]) + smaller, f"{r.get('params', 0):,}{ratio}", f"{r['latency_ms_p50']:.3f} ms",
             f"{100 * r['accuracy']:.2f}%", "baseline" if r["name"] == "teacher" else f"{r['accuracy_drop']:+.2f} pts",
         )
     console = Console()
