@@ -36,13 +36,13 @@ PREPROCESS_HELP = ("how raw data map to the inputs of the teacher and the studen
 def demo(
     out: Path = typer.Option(Path("out/demo"), help="folder for the teacher, bundles and summary.json"),
     epochs: int = typer.Option(30, help="most distillation epochs per student (early stopping usually ends sooner)"),
-    time_budget: str = typer.Option("120s", help="time budget of each profile's build"),
+    time_budget: Optional[str] = typer.Option(None, help="time budget of each profile's build (default: edgekd.demo.DEMO_BUDGET, 60s)"),
     quiet: bool = typer.Option(False, help="no progress bars"),
 ):
     """Run the whole pipeline on scikit-learn's digits for a phone, a Jetson Nano and an MCU."""
-    from .demo import run_demo
+    from .demo import DEMO_BUDGET, run_demo
 
-    run_demo(out, epochs=epochs, progress=not quiet, time_budget=time_budget)
+    run_demo(out, epochs=epochs, progress=not quiet, time_budget=time_budget or DEMO_BUDGET)
     typer.echo(f"summary: {out / 'summary.json'}")
 
 
