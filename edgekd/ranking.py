@@ -54,18 +54,32 @@ def rank_by_accuracy(profile: DeviceProfile, teacher, data, family: Optional[str
     pre = preprocessing_for(ds)
     x, x_val = pre.apply(train.x).astype(np.float32), pre.apply(val.x).astype(np.float32)
     t = load_teacher(teacher)
-    tset = TrainingSet(x, train.y, soft_labels(t, x, data_fingerprint(x)), x_val, val.y, soft_labels(t, x_val, data_fingerprint(x_val)),
-                       tuple(train.input_shape), ds.num_classes)
-    params = t.keras_model.count_params() if t.keras_model is not None else None
-    families = [family] if family else student_families(profile, train.input_shape)
-    pool = candidate_pool(profile, train.input_shape, ds.num_classes, families, max_params=int(params * max_student_ratio) if params else None,
-                          upscale=upscale, calibration=x[:64])
+    tset = training_set(t, x, train.y, x_val, val.y, ds.num_classes)
+    return rank_students(profile, t, tset, clock, family=family, upscale=upscale, retain=retain, max_student_ratio=max_student_ratio,
+                         batch_size=batch_size, seed=seed, note=note or "")
+
+
+def training_set(teacher, x, y, x_val, y_val, num_classes: int) -> TrainingSet:
+    """Preprocessed arrays with ``teacher``'s soft labels (from the label cache when it has them)."""
+    return TrainingSet(x, y, soft_labels(teacher, x, data_fingerprint(x)), x_val, y_val, soft_labels(teacher, x_val, data_fingerprint(x_val)),
+                       tuple(x.shape[1:]), num_classes)
+
+
+def rank_students(profile: DeviceProfile, teacher, tset: TrainingSet, clock: Budget, family: Optional[str] = None, upscale: bool = False,
+                  retain: float = RETAIN, max_student_ratio: float = 0.25, batch_size: int = 64, seed: int = 0, note: str = "") -> Ranking:
+    """The tournament of :func:`rank_by_accuracy` on arrays already prepared, within what ``clock`` has left. With a
+    ``note`` (the validation split is too small to rank on), the pool is returned unranked and ``winner`` is None."""
+    input_shape = tset.input_shape
+    params = teacher.keras_model.count_params() if teacher.keras_model is not None else None
+    families = [family] if family else student_families(profile, input_shape)
+    pool = candidate_pool(profile, input_shape, tset.num_classes, families, max_params=int(params * max_student_ratio) if params else None,
+                          upscale=upscale, calibration=tset.x[:64])
     speeds, trace = probe_speed(pool, tset, batch_size, seed)
     entries = [Entry(r, s) for r, s in zip(pool, speeds)]
     target = retain * tset.teacher_val_accuracy
     if note:
         return Ranking(entries, None, tset.teacher_val_accuracy, target, clock.elapsed(), note)
-    ranked, seconds = fit_schedule(entries, clock.remaining(), trace, len(x_val), len(x))
+    ranked, seconds = fit_schedule(entries, clock.remaining(), trace, len(tset.x_val), len(tset.x))
     if len(ranked) < 2:
         raise BudgetError(f"a time budget of {format_seconds(clock.total)} is too small to rank these students on accuracy",
                           "raise --time-budget, or leave out --data to rank by cost")

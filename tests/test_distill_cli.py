@@ -66,3 +66,43 @@ def test_tune_prints_the_grid_and_writes_the_best_setting(teacher_path, tmp_path
     assert {(r["temperature"], r["alpha"]) for r in result["rows"]} == {(2.0, 0.9), (6.0, 0.9)}
     assert result["best"] == max(result["rows"], key=lambda r: r["val_accuracy"])
     assert "best: T=" in proc.stdout
+
+
+def test_distill_for_a_profile_chooses_the_student_by_the_tournament(teacher_path, digits_split, tmp_path):
+    """`edgekd distill --profile` picks as `edgekd build` does: the fitting students ranked on accuracy, the smallest
+    that keeps 97% of the teacher, within a quarter of its parameters, all of it recorded."""
+    import tf_keras as keras
+
+    from edgekd.profiles import load_profile
+    from edgekd.sizing.cost import student_cost
+    from edgekd.sizing.search import fit_report
+    from edgekd.students import StudentSpec
+
+    train, test = digits_split
+    np.savez(tmp_path / "train.npz", x=train.x, y=train.y)
+    np.savez(tmp_path / "val.npz", x=test.x, y=test.y)  # 360 samples: enough to rank on
+    out = tmp_path / "run"
+    proc = run_cli("edgekd", "distill", "--teacher", str(teacher_path), "--data", str(tmp_path / "train.npz"), "--val", str(tmp_path / "val.npz"),
+                   "--profile", "cortex-m7", "--epochs", "2", "--time-budget", "900s", "--out", str(out), env=_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((out / "distill.json").read_text())
+    chosen = record["config"]["student"]
+    selection = chosen["selection"]
+    assert chosen["profile"] == "cortex-m7" and selection["how"] == "tournament"
+    specs = [c["spec"] for c in selection["candidates"]]
+    assert len(specs) >= 2 and selection["chosen"] in specs and chosen["spec"] == selection["chosen"]
+    assert "<- chosen" in proc.stdout  # the ranking table is shown to the user
+    teacher_params = keras.models.load_model(teacher_path, compile=False).count_params()
+    student = keras.models.load_model(out / "student", compile=False)
+    assert student.count_params() <= teacher_params // 4
+    spec = StudentSpec.parse(selection["chosen"])
+    assert fit_report(load_profile("cortex-m7"), spec, student_cost(spec, train.input_shape, 10)).fits
+
+
+def test_distill_for_a_profile_on_a_small_split_warns_and_takes_the_largest(teacher_path, tmp_path):
+    proc = run_cli("edgekd", "distill", "--teacher", str(teacher_path), "--data", "digits", "--profile", "cortex-m7", "--epochs", "1",
+                   "--out", str(tmp_path / "run"), "--quiet", env=_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: a validation split of 180 samples is too small to rank students" in proc.stdout and "--val" in proc.stdout
+    record = json.loads((tmp_path / "run" / "distill.json").read_text())
+    assert record["config"]["student"]["selection"]["how"] == "largest fitting"

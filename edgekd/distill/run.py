@@ -23,7 +23,7 @@ from .context import Context
 from .losses import UNLABELED
 from .methods import METHODS, entry, traits
 from .record import DistillRun
-from .student import describe as describe_student, resolve as resolve_student
+from .student import choose_for_profile as choose_student_for_profile, describe as describe_student, resolve as resolve_student
 
 TEACHER_MODES = ("auto", "cached", "online")
 
@@ -66,7 +66,9 @@ def run_distillation(
     """Distil ``teachers`` (paths, Keras models, callables or :class:`Teacher`; several for ``multi``) into a student.
 
     ``student``: a family spec (``"mobilenetv3:width=0.5"``), a Keras model file (its architecture, trained afresh)
-    or a tf_keras model; or ``profile`` to size one for a device; ``self`` defaults to the teacher's architecture.
+    or a tf_keras model; or ``profile``: the smallest student that fits that device and keeps 97% of the teacher's
+    validation accuracy, chosen by the build's tournament in a third of ``time_budget``; ``self`` defaults to the
+    teacher's architecture.
     ``data``/``val``/``unlabeled``: paths or :class:`Dataset`; without ``val``, 10% of ``data`` is held out.
     ``preprocess``: how raw data map to the inputs of the teacher and the student ("auto", "none", "scale=S,offset=O",
     "mean=..,std=.." or an ``edgekd_runtime.Preprocessing``; see :mod:`edgekd.preprocess`), recorded in distill.json.
@@ -121,6 +123,10 @@ def run_distillation(
     loaded = inputs.load_teachers(teacher_list, d.x, d.num_classes, teacher_classes, teacher_weights)
     described = inputs.describe_teachers(loaded, d.x_val, d.y_val, val_fp, cache)
     inputs.check_teacher_accuracy(loaded, described, d, progress)
+    choice = None
+    if student is None and profile is not None:
+        # Chosen for accuracy per cost, as `edgekd build` does: the multi-teacher case ranks on the first teacher.
+        student, choice = choose_student_for_profile(profile, loaded[0], d, clock, batch_size, seed, _say(progress))
     model = resolve_student(student, profile, method, loaded[0], d.input_shape, d.num_classes, seed)
     common = dict(temperature=temperature, alpha=alpha, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                   val=(d.x_val, d.y_val), progress=progress, seed=seed, strategy=strategy, precision=precision,
@@ -132,7 +138,7 @@ def run_distillation(
               "strategy": type(strategy).__name__ if strategy is not None else None, "precision": precision or "float32",
               "num_classes": d.num_classes, "input_shape": list(d.input_shape), "preprocessing": preprocess_record(preprocess, pre),
               "train_samples": int(np.sum(d.y != UNLABELED)), "unlabeled_samples": int(np.sum(d.y == UNLABELED)), "val_samples": d.val_samples,
-              "data_fingerprint": data_fp, "seed": seed, "student": describe_student(student, profile),
+              "data_fingerprint": data_fp, "seed": seed, "student": {**describe_student(student, profile), **({"profile": profile, "selection": choice} if choice else {})},
               "time_budget_seconds": clock.total if clock is not None else None, "patience": patience}
     ctx = Context(x=d.x, y=d.y, x_val=d.x_val, y_val=d.y_val, data_fp=data_fp, val_fp=val_fp, input_shape=d.input_shape,
                   num_classes=d.num_classes, teachers=loaded, common=common, final=final, config=config, extra={}, online=online,
@@ -150,6 +156,11 @@ def run_distillation(
         ctx.extra["kernel_sparsity"] = kernel_sparsity(trained)
     result.teacher_seconds = ctx.teacher_seconds
     return DistillRun(trained, result, config, described, val_acc, ctx.extra)
+
+
+def _say(progress: bool):
+    """Messages print with ``progress``; warnings print always (--quiet hides progress, not problems)."""
+    return lambda message: print(message) if progress or message.startswith("warning") else None
 
 
 def _wrapper(qat: bool, prune: Optional[float]):

@@ -1,11 +1,52 @@
 """The student a run trains: from a family spec, a model file (its architecture, trained afresh), a model object,
-a device profile (sized by :mod:`edgekd.sizing`), or the teacher's own architecture for ``self``."""
+a device profile (the build's tournament, :func:`choose_for_profile`), or the teacher's own architecture for ``self``."""
 from __future__ import annotations
 
 import os
-from typing import Any, Dict
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import numpy as np
 
 from ..errors import EdgekdError
+
+# A run given a profile but no student spends this share of its time budget choosing one (the rest trains it), or
+# TOURNAMENT_SECONDS when it has no budget.
+TOURNAMENT_SHARE = 1 / 3
+TOURNAMENT_SECONDS = 300.0
+
+
+def choose_for_profile(profile: str, teacher, d, clock, batch_size: int, seed: int, say: Callable[[str], None]) -> Tuple[Any, Dict[str, Any]]:
+    """(StudentSpec, record): the smallest student that fits ``profile`` and keeps 97% of ``teacher``'s validation
+    accuracy, by the build's tournament on the run's own split ``d`` (:class:`edgekd.distill.inputs.Prepared`).
+    A validation split too small to rank on falls back to the largest fitting student, with a warning."""
+    from ..budget import Budget, format_seconds
+    from ..errors import BudgetError
+    from ..profiles import load_profile
+    from ..ranking import rank_students, training_set
+    from ..selection import MIN_VAL_SAMPLES
+    from ..sizing import MAX_STUDENT_RATIO, size_student
+    from .losses import UNLABELED
+
+    prof = load_profile(profile)
+    seconds = clock.remaining() * TOURNAMENT_SHARE if clock is not None else TOURNAMENT_SECONDS
+    labelled = d.y != UNLABELED
+    note = "" if len(d.x_val) >= MIN_VAL_SAMPLES else (
+        f"a validation split of {len(d.x_val)} samples is too small to rank students on accuracy (needs {MIN_VAL_SAMPLES}): "
+        f"the largest fitting student instead (pass a larger --val)")
+    if not note:
+        tset = training_set(teacher, d.x[labelled], d.y[labelled], d.x_val, d.y_val, d.num_classes)
+        try:
+            ranked = rank_students(prof, teacher, tset, Budget(seconds), batch_size=batch_size, seed=seed, max_student_ratio=MAX_STUDENT_RATIO)
+        except BudgetError:
+            note = (f"{format_seconds(seconds)} ({100 * TOURNAMENT_SHARE:.0f}% of the time budget) is too short to rank students on "
+                    f"accuracy: the largest fitting student instead (raise --time-budget for a tournament)")
+        else:
+            say(ranked.table())
+            return ranked.winner.report.spec, {"how": "tournament", **ranked.to_dict()}
+    say(f"warning: {note}")
+    cap = int(teacher.keras_model.count_params() * MAX_STUDENT_RATIO) if teacher.keras_model is not None else None
+    fit = size_student(prof, d.input_shape, d.num_classes, max_params=cap)
+    return fit.spec, {"how": "largest fitting", "chosen": str(fit.spec), "note": note}
 
 
 def resolve(student, profile, method: str, teacher, input_shape, num_classes: int, seed: int):
@@ -55,6 +96,8 @@ def describe(student, profile) -> Dict[str, Any]:
     """How the student was chosen, for the run's record."""
     if student is None:
         return {"profile": profile} if profile else {"from": "teacher architecture"}
-    if isinstance(student, (str, os.PathLike)):
+    from ..students import StudentSpec
+
+    if isinstance(student, (str, os.PathLike, StudentSpec)):
         return {"spec": str(student)}
     return {"model": getattr(student, "name", type(student).__name__)}
