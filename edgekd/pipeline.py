@@ -1,13 +1,11 @@
 """``build()``: teacher + data + device profile -> a verified bundle, within a time budget. The CLI and the demo call it.
 
-The phases, each planned in seconds before training (``build_plan``) and shown on one progress bar for the whole
-build: the plan itself (data read, teacher loaded, the students that fit priced and a few training steps of each
-timed; its length is known only once done), teacher labels (cached soft labels), student choice (``student_choice``: a tournament over students that fit
-the profile, then the teacher weight), training (early stopping on a validation split held out of the training data,
-best weights kept, stopped before the budget's end), the trained student's save, conversion and verification (int8 failures get a short
-quantization-aware fine-tune, ``qat_fallback``, then fall back to a float primary), and the bundle
-(``bundle_assembly``). The trained Keras student and distill.json are saved beside the bundle before conversion
-starts, so a failure after training never costs the training.
+Phases, planned in seconds before training (``build_plan``) and shown on one progress bar: the plan (data read,
+teacher loaded, fitting students priced, a few training steps of each timed), teacher labels (cached), student
+choice (``student_choice``: a tournament, then the teacher weight), training (early stopping on a held-out split,
+stopped before the budget's end), the student's save (beside the bundle, so a later failure never costs the
+training), conversion and verification (int8 failures get a short QAT fine-tune, ``qat_fallback``, then a float
+primary), and the bundle (``bundle_assembly``).
 """
 from __future__ import annotations
 
