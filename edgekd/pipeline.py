@@ -219,7 +219,7 @@ def build(
     labels = d.test.class_names or d.train_all.class_names or [str(i) for i in range(d.num_classes)]
     staging = Path(tempfile.mkdtemp(prefix="edgekd-build-"))
     try:
-        fine_tune = (qat_fine_tune(model, tset, selection.alpha, selection.temperature, batch_size, seed, clock, plan.convert_seconds,
+        fine_tune = (qat_fine_tune(model, tset, selection.alpha, selection.temperature, batch_size, seed, clock, plan.convert_seconds - save_seconds,
                                    schedule.epoch_seconds, say) if qat else None)
         verified = convert_verified(model, fmts, staging, d.pre, d.test.x[:d.n_eval], d.test.y[:d.n_eval], d.x_train, fine_tune=fine_tune,
                                     on_format=lambda i, f: job.update(i / len(fmts), f"converting {f}"),

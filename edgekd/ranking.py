@@ -59,10 +59,10 @@ def rank_by_accuracy(profile: DeviceProfile, teacher, data, family: Optional[str
                          batch_size=batch_size, seed=seed, note=note or "")
 
 
-def training_set(teacher, x, y, x_val, y_val, num_classes: int) -> TrainingSet:
-    """Preprocessed arrays with ``teacher``'s soft labels (from the label cache when it has them)."""
-    return TrainingSet(x, y, soft_labels(teacher, x, data_fingerprint(x)), x_val, y_val, soft_labels(teacher, x_val, data_fingerprint(x_val)),
-                       tuple(x.shape[1:]), num_classes)
+def training_set(teacher, x, y, x_val, y_val, num_classes: int, cache: bool = True) -> TrainingSet:
+    """Preprocessed arrays with ``teacher``'s soft labels (from the label cache when it has them and ``cache``)."""
+    return TrainingSet(x, y, soft_labels(teacher, x, data_fingerprint(x), cache=cache), x_val, y_val,
+                       soft_labels(teacher, x_val, data_fingerprint(x_val), cache=cache), tuple(x.shape[1:]), num_classes)
 
 
 def rank_students(profile: DeviceProfile, teacher, tset: TrainingSet, clock: Budget, family: Optional[str] = None, upscale: bool = False,
@@ -80,6 +80,9 @@ def rank_students(profile: DeviceProfile, teacher, tset: TrainingSet, clock: Bud
     if note:
         return Ranking(entries, None, tset.teacher_val_accuracy, target, clock.elapsed(), note)
     ranked, seconds = fit_schedule(entries, clock.remaining(), trace, len(tset.x_val), len(tset.x))
+    if len(pool) < 2:
+        return Ranking(entries, entries[0] if entries else None, tset.teacher_val_accuracy, target, clock.elapsed(),
+                       "only one student fits: nothing to rank")
     if len(ranked) < 2:
         raise BudgetError(f"a time budget of {format_seconds(clock.total)} is too small to rank these students on accuracy",
                           "raise --time-budget, or leave out --data to rank by cost")

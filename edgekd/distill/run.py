@@ -125,8 +125,10 @@ def run_distillation(
     inputs.check_teacher_accuracy(loaded, described, d, progress)
     choice = None
     if student is None and profile is not None:
-        # Chosen for accuracy per cost, as `edgekd build` does: the multi-teacher case ranks on the first teacher.
-        student, choice = choose_student_for_profile(profile, loaded[0], d, clock, batch_size, seed, _say(progress))
+        # Chosen for accuracy per cost, as `edgekd build` does. With several teachers the first that covers every
+        # class ranks the students (a specialist's logits have only its own classes' columns).
+        generalist = next((t for t in loaded if getattr(t, "classes", None) is None), None)
+        student, choice = choose_student_for_profile(profile, generalist, d, clock, batch_size, seed, _say(progress), cache=cache)
     model = resolve_student(student, profile, method, loaded[0], d.input_shape, d.num_classes, seed)
     common = dict(temperature=temperature, alpha=alpha, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                   val=(d.x_val, d.y_val), progress=progress, seed=seed, strategy=strategy, precision=precision,

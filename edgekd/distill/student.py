@@ -15,7 +15,8 @@ TOURNAMENT_SHARE = 1 / 3
 TOURNAMENT_SECONDS = 300.0
 
 
-def choose_for_profile(profile: str, teacher, d, clock, batch_size: int, seed: int, say: Callable[[str], None]) -> Tuple[Any, Dict[str, Any]]:
+def choose_for_profile(profile: str, teacher, d, clock, batch_size: int, seed: int, say: Callable[[str], None],
+                       cache: bool = True) -> Tuple[Any, Dict[str, Any]]:
     """(StudentSpec, record): the smallest student that fits ``profile`` and keeps 97% of ``teacher``'s validation
     accuracy, by the build's tournament on the run's own split ``d`` (:class:`edgekd.distill.inputs.Prepared`).
     A validation split too small to rank on falls back to the largest fitting student, with a warning."""
@@ -28,15 +29,20 @@ def choose_for_profile(profile: str, teacher, d, clock, batch_size: int, seed: i
     from .losses import UNLABELED
 
     prof = load_profile(profile)
-    seconds = clock.remaining() * TOURNAMENT_SHARE if clock is not None else TOURNAMENT_SECONDS
+    # The tournament's clock starts before the teacher labels the data: on large data that pass is part of its share.
+    tournament_clock = Budget(clock.remaining() * TOURNAMENT_SHARE if clock is not None else TOURNAMENT_SECONDS)
+    seconds = tournament_clock.total
     labelled = d.y != UNLABELED
-    note = "" if len(d.x_val) >= MIN_VAL_SAMPLES else (
-        f"a validation split of {len(d.x_val)} samples is too small to rank students on accuracy (needs {MIN_VAL_SAMPLES}): "
-        f"the largest fitting student instead (pass a larger --val)")
+    note = ""
+    if teacher is None:
+        note = "every teacher covers only some classes, so none can rank students on accuracy: the largest fitting student instead"
+    elif len(d.x_val) < MIN_VAL_SAMPLES:
+        note = (f"a validation split of {len(d.x_val)} samples is too small to rank students on accuracy (needs {MIN_VAL_SAMPLES}): "
+                f"the largest fitting student instead (pass a larger --val)")
     if not note:
-        tset = training_set(teacher, d.x[labelled], d.y[labelled], d.x_val, d.y_val, d.num_classes)
+        tset = training_set(teacher, d.x[labelled], d.y[labelled], d.x_val, d.y_val, d.num_classes, cache=cache)
         try:
-            ranked = rank_students(prof, teacher, tset, Budget(seconds), batch_size=batch_size, seed=seed, max_student_ratio=MAX_STUDENT_RATIO)
+            ranked = rank_students(prof, teacher, tset, tournament_clock, batch_size=batch_size, seed=seed, max_student_ratio=MAX_STUDENT_RATIO)
         except BudgetError:
             note = (f"{format_seconds(seconds)} ({100 * TOURNAMENT_SHARE:.0f}% of the time budget) is too short to rank students on "
                     f"accuracy: the largest fitting student instead (raise --time-budget for a tournament)")
@@ -44,7 +50,7 @@ def choose_for_profile(profile: str, teacher, d, clock, batch_size: int, seed: i
             say(ranked.table())
             return ranked.winner.report.spec, {"how": "tournament", **ranked.to_dict()}
     say(f"warning: {note}")
-    cap = int(teacher.keras_model.count_params() * MAX_STUDENT_RATIO) if teacher.keras_model is not None else None
+    cap = int(teacher.keras_model.count_params() * MAX_STUDENT_RATIO) if teacher is not None and teacher.keras_model is not None else None
     fit = size_student(prof, d.input_shape, d.num_classes, max_params=cap)
     return fit.spec, {"how": "largest fitting", "chosen": str(fit.spec), "note": note}
 
@@ -66,7 +72,7 @@ def resolve(student, profile, method: str, teacher, input_shape, num_classes: in
         from ..sizing import MAX_STUDENT_RATIO  # the cap `edgekd build` puts on its candidates
         from ..sizing import size_student
 
-        cap = int(teacher.keras_model.count_params() * MAX_STUDENT_RATIO) if teacher.keras_model is not None else None
+        cap = int(teacher.keras_model.count_params() * MAX_STUDENT_RATIO) if teacher is not None and teacher.keras_model is not None else None
         return build_student(size_student(load_profile(profile), input_shape, num_classes, max_params=cap).spec, input_shape, num_classes, seed=seed)
     if isinstance(student, keras.Model):
         return student

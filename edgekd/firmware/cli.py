@@ -45,7 +45,8 @@ def firmware_command(
     if "accuracy" in rep:
         typer.echo(f"  accuracy {100 * rep['accuracy']:.2f}%, agreement with the host {100 * rep.get('agreement_with_host', 0):.2f}%")
     if result.kept_in:
-        typer.echo(f"firmware images and C library kept in {result.kept_in}")
+        compiled_here = result.kept_in in result.library_dir.parents
+        typer.echo(f"firmware images{' and the compiled C library' if compiled_here else ''} kept in {result.kept_in}")
     if report_out:
         typer.echo(f"report: {report_out}")
     if report_to:
