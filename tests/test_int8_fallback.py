@@ -70,3 +70,31 @@ def test_runtime_runs_the_passing_artifact_not_the_failed_one(trained, tmp_path,
     art, engine, _ = select_artifact(m)
     assert art.format == "tflite-fp32" and art.verification == "passed"
     assert select_artifact(m, artifact="tflite-int8")[0].verification == "failed"  # still runnable by name
+
+
+def test_after_a_fine_tune_every_artifact_computes_the_fine_tuned_student(trained, tmp_path, monkeypatch):
+    """The int8 artifact passes only after the QAT fine-tune: the float artifact converted before it is made again
+    from the fine-tuned student, so every artifact of the bundle agrees with the one set of host outputs it stores."""
+    from edgekd.convert import parity
+    from edgekd.convert.verified import convert_verified
+    from edgekd.distill.qat import quantize_student
+    from edgekd_runtime import Model
+
+    model, pre, train, test = trained
+    normal = parity.THRESHOLDS["int8"]
+    monkeypatch.setitem(parity.THRESHOLDS, "int8", 1.01)  # the first int8 conversion fails...
+
+    def fine_tune():
+        parity.THRESHOLDS["int8"] = normal  # ...and the fine-tuned student's passes
+        return quantize_student(model)
+
+    x = test.x[:200]
+    result = convert_verified(model, ["tflite-fp32", "tflite-int8"], tmp_path, pre, x, test.y[:200], pre.apply(train.x), fine_tune=fine_tune)
+    assert any("after a quantization-aware fine-tune it passes" in n for n in result.notes)
+    arts = {c.artifact.format: c for c in result.converted}
+    assert all(c.artifact.verification == "passed" for c in arts.values())
+    fp32 = arts["tflite-fp32"]
+    assert fp32.artifact.settings.get("quantization_aware_fine_tune") is True
+    scores = Model(str(fp32.files[fp32.artifact.path]), fp32.artifact, pre).predict(x)
+    assert np.mean(scores.argmax(1) == result.reference_logits.argmax(1)) >= 0.995
+    assert np.abs(scores - result.reference_logits).max() < 1e-3
