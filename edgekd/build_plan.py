@@ -119,9 +119,11 @@ def plan_phases(clock: Budget, entries: List[Entry], trace: float, *, n_train: i
     free = clock.remaining() - label_seconds - convert_seconds
     minimum = clock.elapsed() + label_seconds + convert_seconds + epoch(smallest) + trace
     if free < epoch(smallest) + trace:
-        raise BudgetError(f"a time budget of {format_seconds(clock.total)} cannot hold one epoch of the smallest student ({smallest.report.spec}): "
-                          f"teacher labels ~{format_seconds(label_seconds)}, one epoch ~{format_seconds(epoch(smallest) + trace)}, "
-                          f"conversion ~{format_seconds(convert_seconds)}", f"pass --time-budget {math.ceil(minimum * 1.2)}s or more")
+        error = BudgetError(f"a time budget of {format_seconds(clock.total)} cannot hold one epoch of the smallest student ({smallest.report.spec}): "
+                            f"teacher labels ~{format_seconds(label_seconds)}, one epoch ~{format_seconds(epoch(smallest) + trace)}, "
+                            f"conversion ~{format_seconds(convert_seconds)}", f"pass --time-budget {math.ceil(minimum * 1.2)}s or more")
+        error.minimum_seconds = math.ceil(minimum * 1.2)  # the demo, whose budget is its own choice, retries with it
+        raise error
     if not student_given:
         # Only students that can train MIN_PASSES passes over the data in the training share are worth ranking: a
         # larger one would win the tournament and then train too little to keep its lead.

@@ -274,13 +274,17 @@ def tune(
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from .progress import close_open_bars
+
     try:
         # Commands return nothing; an int is the code of an Exit, and typer turns Ctrl-C into Exit(130).
         code = app(args=argv, standalone_mode=False)
     except RuntimeFailure as exc:
+        close_open_bars()
         typer.echo(f"edgekd: error: {exc}", err=True)
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
+        close_open_bars()
         typer.echo("edgekd: aborted", err=True)
         return 130
     except Exception as exc:  # click usage errors

@@ -29,4 +29,6 @@ def test_demo_student_is_small_close_to_the_teacher_and_its_build_time_adds_up(t
     phases = {k: v for k, v in seconds.items() if k != "total"}
     assert {"plan", "teacher labels", "student choice", "training", "save student", "convert + verify"} <= set(phases)
     assert abs(sum(phases.values()) - seconds["total"]) <= 0.03 * seconds["total"], seconds
-    assert seconds["total"] <= 1.1 * parse_duration(DEMO_BUDGET)
+    # Within its budget: the demo's own, or the minimum the plan measured when the machine is too busy for it.
+    assert record["time_budget_seconds"] >= parse_duration(DEMO_BUDGET)
+    assert seconds["total"] <= 1.1 * record["time_budget_seconds"]
