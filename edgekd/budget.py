@@ -137,6 +137,14 @@ class JobProgress:
         self.bar.refresh()
 
 
+def close_open_bars() -> None:
+    """Clear every bar a failed phase left open, so that what is printed next starts its own line."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+
+
 def keras_callback(job: JobProgress, epochs: int, steps_per_epoch: int, seconds: float):
     """A tf_keras callback that moves ``job``'s current phase by steps done or time spent, whichever is further:
     with early stopping the epochs are a cap, and the phase's planned ``seconds`` are the honest bound."""

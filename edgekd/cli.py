@@ -274,7 +274,7 @@ def tune(
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from .progress import close_open_bars
+    from .budget import close_open_bars
 
     try:
         # Commands return nothing; an int is the code of an Exit, and typer turns Ctrl-C into Exit(130).

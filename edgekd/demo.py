@@ -70,7 +70,7 @@ def run_demo(out="out/demo", profiles=DEMO_PROFILES, epochs: int = 30, progress:
     from .convert import convert
     from .errors import BudgetError
     from .pipeline import build
-    from .progress import close_open_bars
+    from .budget import close_open_bars
     from .tables import print_table
 
     out = Path(out)

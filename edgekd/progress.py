@@ -37,10 +37,3 @@ class ProgressBar(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         self.bar.close()
 
-
-def close_open_bars() -> None:
-    """Clear every bar a failed phase left open, so that what is printed next starts its own line."""
-    from tqdm import tqdm
-
-    for bar in list(getattr(tqdm, "_instances", ())):
-        bar.close()
