@@ -287,10 +287,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         close_open_bars()
         typer.echo("edgekd: aborted", err=True)
         return 130
-    except Exception as exc:  # click usage errors
+    except Exception as exc:  # usage errors: click's, or the copy of click newer typer versions carry
         import click
 
-        if isinstance(exc, click.ClickException):
+        usage = isinstance(exc, click.ClickException) or any(c.__name__ == "ClickException" for c in type(exc).__mro__)
+        if usage:
             exc.show()
             return exc.exit_code
         raise

@@ -74,3 +74,9 @@ def test_ctrl_c_during_a_build_exits_130_with_a_message(tmp_path, teacher_path):
     assert proc.returncode == 130, seen + err
     assert "edgekd: aborted" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_an_unknown_option_is_a_usage_error_not_a_traceback():
+    proc = run_cli("edgekd", "reports", "serve", "--db", "x.db", "--no-such-option")
+    assert proc.returncode == 2
+    assert "No such option: --no-such-option" in proc.stderr and "Traceback" not in proc.stderr
