@@ -3,9 +3,7 @@ a device profile (the build's tournament, :func:`choose_for_profile`), or the te
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, Optional, Tuple
-
-import numpy as np
+from typing import Any, Callable, Dict, Tuple
 
 from ..errors import EdgekdError
 
@@ -25,7 +23,7 @@ def choose_for_profile(profile: str, teacher, d, clock, batch_size: int, seed: i
     from ..profiles import load_profile
     from ..ranking import rank_students, training_set
     from ..selection import MIN_VAL_SAMPLES
-    from ..sizing import MAX_STUDENT_RATIO, size_student
+    from ..sizing import MAX_STUDENT_RATIO
     from .losses import UNLABELED
 
     prof = load_profile(profile)
@@ -50,9 +48,16 @@ def choose_for_profile(profile: str, teacher, d, clock, batch_size: int, seed: i
             say(ranked.table())
             return ranked.winner.report.spec, {"how": "tournament", **ranked.to_dict()}
     say(f"warning: {note}")
-    cap = int(teacher.keras_model.count_params() * MAX_STUDENT_RATIO) if teacher is not None and teacher.keras_model is not None else None
-    fit = size_student(prof, d.input_shape, d.num_classes, max_params=cap)
+    fit = largest_fitting(prof, teacher, d.input_shape, d.num_classes)
     return fit.spec, {"how": "largest fitting", "chosen": str(fit.spec), "note": note}
+
+
+def largest_fitting(prof, teacher, input_shape, num_classes: int):
+    """The largest student that fits ``prof`` within `edgekd build`'s cap on the teacher's parameters."""
+    from ..sizing import MAX_STUDENT_RATIO, size_student
+
+    cap = int(teacher.keras_model.count_params() * MAX_STUDENT_RATIO) if teacher is not None and teacher.keras_model is not None else None
+    return size_student(prof, input_shape, num_classes, max_params=cap)
 
 
 def resolve(student, profile, method: str, teacher, input_shape, num_classes: int, seed: int):
@@ -69,11 +74,8 @@ def resolve(student, profile, method: str, teacher, input_shape, num_classes: in
         raise EdgekdError("no student given", "pass --student SPEC (e.g. mobilenetv3:width=0.5) or --profile DEVICE")
     if student is None:
         from ..profiles import load_profile
-        from ..sizing import MAX_STUDENT_RATIO  # the cap `edgekd build` puts on its candidates
-        from ..sizing import size_student
 
-        cap = int(teacher.keras_model.count_params() * MAX_STUDENT_RATIO) if teacher is not None and teacher.keras_model is not None else None
-        return build_student(size_student(load_profile(profile), input_shape, num_classes, max_params=cap).spec, input_shape, num_classes, seed=seed)
+        return build_student(largest_fitting(load_profile(profile), teacher, input_shape, num_classes).spec, input_shape, num_classes, seed=seed)
     if isinstance(student, keras.Model):
         return student
     if isinstance(student, StudentSpec):
