@@ -145,9 +145,43 @@ def close_open_bars() -> None:
         bar.close()
 
 
-def keras_callback(job: JobProgress, epochs: int, steps_per_epoch: int, seconds: float):
+class Pace:
+    """How much slower training steps run than planned (never below 1): the machine got busier since the plan timed
+    its steps, and the phases still to come (conversion, verification) will be slower by about as much, so the time
+    kept for them grows with it.
+
+    >>> pace = Pace(planned_step_seconds=0.01)
+    >>> pace.factor()
+    1.0
+    >>> for _ in range(MIN_STEPS):
+    ...     pace.observe(0.03)
+    >>> round(pace.factor(), 2)
+    3.0
+    """
+
+    def __init__(self, planned_step_seconds: float, most: float = 4.0):
+        self.planned = max(float(planned_step_seconds), 1e-9)
+        self.most = most
+        self.seconds = 0.0
+        self.steps = 0
+
+    def observe(self, step_seconds: float) -> None:
+        self.seconds += step_seconds
+        self.steps += 1
+
+    def factor(self) -> float:
+        if self.steps < MIN_STEPS:
+            return 1.0
+        return min(self.most, max(1.0, self.seconds / self.steps / self.planned))
+
+
+MIN_STEPS = 20  # steps observed before a pace is trusted
+
+
+def keras_callback(job: JobProgress, epochs: int, steps_per_epoch: int, seconds: float, pace: Optional[Pace] = None):
     """A tf_keras callback that moves ``job``'s current phase by steps done or time spent, whichever is further:
-    with early stopping the epochs are a cap, and the phase's planned ``seconds`` are the honest bound."""
+    with early stopping the epochs are a cap, and the phase's planned ``seconds`` are the honest bound. ``pace``
+    is fed the seconds of every step after an epoch's first (which holds graph tracing and input start-up)."""
     import tf_keras as keras
 
     class _Advance(keras.callbacks.Callback):
@@ -158,9 +192,14 @@ def keras_callback(job: JobProgress, epochs: int, steps_per_epoch: int, seconds:
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch + 1
+            self.last = None
 
         def on_train_batch_end(self, batch, logs=None):
             self.steps += 1
+            now = time.monotonic()
+            if pace is not None and self.last is not None:
+                pace.observe(now - self.last)
+            self.last = now
             if batch % 5 == 0:
                 by_steps = self.steps / max(1, epochs * steps_per_epoch)
                 by_time = (time.monotonic() - self.start) / max(seconds, 1e-6)

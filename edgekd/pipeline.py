@@ -3,9 +3,9 @@
 Phases, planned in seconds before training (``build_plan``) and shown on one progress bar: the plan (data read,
 teacher loaded, fitting students priced, a few training steps of each timed), teacher labels (cached), student
 choice (``student_choice``: a tournament, then the teacher weight), training (early stopping on a held-out split,
-stopped before the budget's end), the student's save (beside the bundle, so a later failure never costs the
-training), conversion and verification (int8 failures get a short QAT fine-tune, ``qat_fallback``, then a float
-primary), and the bundle (``bundle_assembly``).
+stopped early enough to keep the time conversion needs, more when training ran slower than planned), the student's
+save (beside the bundle, so a later failure never costs the training), conversion and verification (int8 failures get
+a short QAT fine-tune, ``qat_fallback``, then a float primary), and the bundle (``bundle_assembly``).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import numpy as np
 from edgekd_runtime import Preprocessing, TensorSpec
 
 from . import build_plan
-from .budget import DEFAULT_BUDGET, Budget, JobProgress, format_seconds, keras_callback, parse_duration
+from .budget import DEFAULT_BUDGET, Budget, JobProgress, Pace, format_seconds, keras_callback, parse_duration
 from .bundle_assembly import assemble_bundle, check_replaceable, profile_section, student_section
 from .convert import Converted
 from .convert.verified import VerifiedSet, convert_verified
@@ -32,8 +32,7 @@ from .distill import DistillResult, distill
 from .distill.record import jsonable as _jsonable
 from .distill.stopping import PATIENCE
 from .errors import DataError, EdgekdError, FitError
-from .preprocess import parse as parse_preprocess
-from .preprocess import record as preprocess_record
+from .preprocess import parse as parse_preprocess, record as preprocess_record
 from .build_data import BuildData, check_teacher_on_eval, prepare_data, score_teacher
 from .profiles import DeviceProfile, load_profile
 from .qat_fallback import qat_fine_tune
@@ -200,11 +199,12 @@ def build(
 
     job.begin("training")
     model = build_student(spec, d.input_shape, d.num_classes, seed=seed)
+    pace = Pace(winner.seconds_per_sample * batch_size)
     result = distill(model, d.x_train, d.train.y, t_train, temperature=selection.temperature, alpha=selection.alpha, epochs=schedule.max_epochs,
                      batch_size=batch_size, val=(d.x_val, d.val.y), progress=False, teacher_seconds=teacher.inference_seconds, seed=seed,
-                     patience=patience, deadline=clock.deadline - plan.convert_seconds - schedule.qat_seconds, steps_per_epoch=schedule.steps_per_epoch,
+                     patience=patience, deadline=lambda: clock.deadline - plan.convert_seconds * pace.factor() - schedule.qat_seconds, steps_per_epoch=schedule.steps_per_epoch,
                      teacher_val_accuracy=tset.teacher_val_accuracy,
-                     callbacks=[keras_callback(job, schedule.max_epochs, schedule.steps, job.phases["training"])])
+                     callbacks=[keras_callback(job, schedule.max_epochs, schedule.steps, job.phases["training"], pace)])
     student_acc = float(np.mean(model.predict(d.x_test, verbose=0, batch_size=256).argmax(1) == d.test.y))
     job.end()
     job.begin("save student")
@@ -219,7 +219,7 @@ def build(
     labels = d.test.class_names or d.train_all.class_names or [str(i) for i in range(d.num_classes)]
     staging = Path(tempfile.mkdtemp(prefix="edgekd-build-"))
     try:
-        fine_tune = (qat_fine_tune(model, tset, selection.alpha, selection.temperature, batch_size, seed, clock, plan.convert_seconds - save_seconds,
+        fine_tune = (qat_fine_tune(model, tset, selection.alpha, selection.temperature, batch_size, seed, clock, (plan.convert_seconds - save_seconds) * pace.factor(),
                                    schedule.epoch_seconds, say) if qat else None)
         verified = convert_verified(model, fmts, staging, d.pre, d.test.x[:d.n_eval], d.test.y[:d.n_eval], d.x_train, fine_tune=fine_tune,
                                     on_format=lambda i, f: job.update(i / len(fmts), f"converting {f}"),

@@ -91,6 +91,32 @@ def test_deadline_also_stops_inside_an_epoch_that_runs_long(digits_split):
     assert result.config["stopped"] == "time budget (mid-epoch)" and result.config["epochs_run"] == 1
 
 
+def test_training_slower_than_planned_keeps_more_time_for_conversion(digits_split):
+    """A machine that got busier after the plan timed its steps: the pace (observed / planned step seconds) grows the
+    time kept for conversion, so training stops earlier and the build still ends within its budget."""
+    from edgekd.budget import JobProgress, Pace, keras_callback
+    from edgekd.distill import distill
+    from edgekd.students import StudentSpec, build_student
+
+    x, y, xv, yv = _digits_arrays(digits_split)
+    x, y = np.concatenate([x] * 4), np.concatenate([y] * 4)
+    model = build_student(StudentSpec.parse("mlp:width=0.5,depth=1"), x.shape[1:], 10)
+    job = JobProgress(enabled=False)
+    job.plan("training", 60.0)
+    job.begin("training")
+    pace = Pace(planned_step_seconds=1e-5)  # the plan said steps were far faster than they are
+    end, keep_for_conversion = time.monotonic() + 30.0, 6.0
+    start = time.monotonic()
+    result = distill(model, x, y, np.zeros((len(x), 10), np.float32), alpha=0.0, epochs=500, batch_size=32, val=(xv, yv), progress=False,
+                     deadline=lambda: end - keep_for_conversion * pace.factor(), callbacks=[keras_callback(job, 500, 1, 60.0, pace)])
+    stopped = time.monotonic()
+    assert pace.factor() == 4.0  # at most four times the planned reservation
+    assert result.config["stopped"].startswith("time budget")
+    # Stopped with the grown reservation (4 x 6 s) left, not the planned 6 s: 30 - 24 = 6 s after the start, at most one epoch late.
+    assert stopped - start <= 6.0 + max(h["seconds"] for h in result.history) + 1.0
+    assert stopped - start < 30.0 - keep_for_conversion - 5.0
+
+
 def test_pool_is_at_native_resolution_under_the_cap_and_spread_over_sizes():
     from edgekd.profiles import load_profile
     from edgekd.selection import candidate_pool

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import numpy as np
 
@@ -51,7 +51,7 @@ def distill(
     precision: Optional[str] = None,
     desc: Optional[str] = None,
     patience: Optional[int] = None,
-    deadline: Optional[float] = None,
+    deadline: Union[None, float, Callable[[], float]] = None,
     callbacks: Optional[List] = None,
     steps_per_epoch: Optional[int] = None,
     teacher_val_accuracy: Optional[float] = None,

@@ -1,21 +1,27 @@
 """When training stops: early stopping on validation accuracy (best weights restored) and a wall-clock deadline.
 
 Epochs are a cap, not a plan: training ends when validation accuracy has not improved for ``patience`` epochs,
-when the next epoch would not finish before ``deadline`` (``time.monotonic()`` seconds), or at the cap. The
+when the next epoch would not finish before ``deadline`` (``time.monotonic()`` seconds, or a callable giving them
+when the deadline moves while training runs), or at the cap. The
 reason and the epoch whose weights were kept are recorded in distill.json.
 """
 from __future__ import annotations
 
 import math
 import time
-from typing import Optional
+from typing import Callable, Optional, Union
 
 PATIENCE = 3  # epochs without a better validation accuracy before stopping
 
 
-def stopper(student, patience: Optional[int], deadline: Optional[float], monitor: str = "val_acc"):
+def stopper(student, patience: Optional[int], deadline: Union[None, float, Callable[[], float]], monitor: str = "val_acc"):
     """A tf_keras callback on the Distiller; ``student`` is the model whose best weights are kept."""
     import tf_keras as keras
+
+    def past(seconds_ahead: float = 0.0) -> bool:
+        if deadline is None:
+            return False
+        return time.monotonic() + seconds_ahead > (deadline() if callable(deadline) else deadline)
 
     class Stopper(keras.callbacks.Callback):
         def __init__(self):
@@ -33,7 +39,7 @@ def stopper(student, patience: Optional[int], deadline: Optional[float], monitor
 
         def on_train_batch_end(self, batch, logs=None):
             # An epoch slower than planned (a loaded machine, a wrong estimate) must not carry the run past its budget.
-            if deadline is not None and time.monotonic() > deadline:
+            if past():
                 self.reason = "time budget (mid-epoch)"
                 self.model.stop_training = True
 
@@ -53,10 +59,9 @@ def stopper(student, patience: Optional[int], deadline: Optional[float], monitor
                         self.reason = f"no better {monitor} for {patience} epochs"
                         self.model.stop_training = True
                         return
-            if deadline is not None and not self.model.stop_training:
+            if not self.model.stop_training:
                 # The next epoch costs about what the slowest recent one did; do not start one that would overrun.
-                next_epoch = max(self.epoch_seconds[-2:])
-                if time.monotonic() + next_epoch > deadline:
+                if past(max(self.epoch_seconds[-2:])):
                     self.reason = "time budget"
                     self.model.stop_training = True
 
