@@ -4,12 +4,14 @@ student trained from labels alone.
 
     .venv/bin/python benchmarks/do_no_harm.py            # ~15 min on 2 cores
     .venv/bin/python benchmarks/do_no_harm.py --data-dir DIR   # MNIST from DIR (default $EDGEKD_DATA, else ../shared/data)
+    .venv/bin/python benchmarks/do_no_harm.py --runs chosen,labels --seeds 0,1,2 --results do_no_harm_seeds.json
 
 The weak teacher is a two-layer MLP trained for one epoch on MNIST (94.9% in our run: below what a convolutional
 student reaches from labels alone, the harshest form of "barely better"). The same `edgekd build` then runs three
 times with the same student spec, data, seed and number of epochs (3, with a budget that does not bind, so that the
 machine's load cannot change what is compared): alpha and T chosen by the build, `--alpha 0` (labels alone), and
-`--alpha 0.7 --temperature 4` (the old fixed default). Writes benchmarks/out/do_no_harm/results.json (copied to benchmarks/results/do_no_harm.json) and prints
+`--alpha 0.7 --temperature 4` (the old fixed default); --seeds repeats each run with other build seeds (the
+validation split, the initial weights, the batches and the duel all change with it; the teacher does not). Writes benchmarks/out/do_no_harm/results.json (copied to benchmarks/results/do_no_harm.json) and prints
 the table.
 """
 from __future__ import annotations
@@ -58,6 +60,7 @@ def main(argv=None) -> int:
     ap.add_argument("--time-budget", default="15m", help="generous, so that the epochs, not the machine's load, end each run")
     ap.add_argument("--epochs", default="3", help="the same number of epochs for every run (the issue's Keras-example setting)")
     ap.add_argument("--runs", default="chosen,labels,fixed", help="which runs, by the first word of their label")
+    ap.add_argument("--seeds", default="0", help="build seeds, comma-separated: every run once per seed")
     ap.add_argument("--results", default="do_no_harm.json", help="file name under benchmarks/results/")
     add_data_dir_argument(ap)
     args = ap.parse_args(argv)
@@ -68,16 +71,16 @@ def main(argv=None) -> int:
     print(f"weak teacher: {info}", flush=True)
     rows = []
     wanted = set(args.runs.split(","))
-    for label, extra in RUNS.items():
-        if label.split(" ")[0] not in wanted:
-            continue
-        out = OUT / label.split(" ")[0]
+    runs = [(label, extra, seed) for seed in [int(s) for s in args.seeds.split(",")] for label, extra in RUNS.items()
+            if label.split(" ")[0] in wanted]
+    for label, extra, seed in runs:
+        out = OUT / f"{label.split(' ')[0]}_seed{seed}"
         cmd = [str(BIN / "edgekd"), "build", "--teacher", str(teacher), "--data", str(data / "mnist_train.npz"), "--eval", str(data / "mnist_test.npz"),
                "--profile", "linux-x86", "--formats", "tflite-fp32", "--student", args.student, "--time-budget", args.time_budget, "--epochs", args.epochs,
-               "--out", str(out), "--force", "--quiet", *extra]
+               "--out", str(out), "--force", "--quiet", "--seed", str(seed), *extra]
         start = time.monotonic()
         proc = subprocess.run(cmd, capture_output=True, text=True)
-        row = {"run": label, "exit_code": proc.returncode, "minutes": round((time.monotonic() - start) / 60, 2), "command": " ".join(cmd)}
+        row = {"run": label, "seed": seed, "exit_code": proc.returncode, "minutes": round((time.monotonic() - start) / 60, 2), "command": " ".join(cmd)}
         if proc.returncode == 0:
             record = json.loads((Path(str(out) + ".student") / "distill.json").read_text())
             row.update(alpha=record["config"]["alpha"], temperature=record["config"]["temperature"], epochs_run=record["config"]["epochs_run"],
@@ -93,10 +96,13 @@ def main(argv=None) -> int:
     (OUT / "results.json").write_text(json.dumps(doc, indent=2))
     (HERE / "results").mkdir(exist_ok=True)
     shutil.copyfile(OUT / "results.json", HERE / "results" / args.results)
-    print("| run | alpha | T | epochs | student accuracy (10,000 test images) |\n|---|---|---|---|---|")
+    alone = {r["seed"]: r["eval_accuracy"] for r in rows if r["exit_code"] == 0 and r["run"].startswith("labels")}
+    print("| seed | run | alpha | T | epochs | student accuracy (10,000 test images) | vs labels alone |\n|---|---|---|---|---|---|---|")
     for r in rows:
         if r["exit_code"] == 0:
-            print(f"| {r['run']} | {r['alpha']:g} | {r['temperature']:g} | {r['epochs_run']} ({r['stopped']}) | {100 * r['eval_accuracy']:.2f}% |")
+            gap = f"{100 * (r['eval_accuracy'] - alone[r['seed']]):+.2f} pts" if r["seed"] in alone else "-"
+            print(f"| {r['seed']} | {r['run']} | {r['alpha']:g} | {r['temperature']:g} | {r['epochs_run']} ({r['stopped']}) | "
+                  f"{100 * r['eval_accuracy']:.2f}% | {gap} |")
     return 0 if all(r["exit_code"] == 0 for r in rows) else 1
 
 
