@@ -12,6 +12,7 @@ True
 """
 from __future__ import annotations
 
+import functools
 import re
 import sys
 import time
@@ -143,6 +144,20 @@ def close_open_bars() -> None:
 
     for bar in list(getattr(tqdm, "_instances", ())):
         bar.close()
+
+
+def closes_bars_on_error(fn):
+    """A library call whose error (or Ctrl-C) clears the bars its phases left open: the caller's traceback or
+    message then starts on its own line, whether it came through the CLI or from Python."""
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except BaseException:
+            close_open_bars()
+            raise
+
+    return call
 
 
 class Pace:

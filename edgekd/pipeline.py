@@ -23,10 +23,10 @@ import numpy as np
 from edgekd_runtime import Preprocessing, TensorSpec
 
 from . import build_plan
-from .budget import DEFAULT_BUDGET, Budget, JobProgress, Pace, format_seconds, keras_callback, parse_duration
+from .budget import DEFAULT_BUDGET, Budget, JobProgress, Pace, closes_bars_on_error, format_seconds, keras_callback, parse_duration
 from .bundle_assembly import assemble_bundle, check_replaceable, profile_section, student_section
 from .convert import Converted
-from .convert.verified import VerifiedSet, convert_verified
+from .convert.verified import convert_verified
 from .data import Dataset, load_dataset
 from .distill import DistillResult, distill
 from .distill.record import jsonable as _jsonable
@@ -34,6 +34,7 @@ from .distill.stopping import PATIENCE
 from .errors import DataError, EdgekdError, FitError
 from .preprocess import parse as parse_preprocess, record as preprocess_record
 from .build_data import BuildData, check_teacher_on_eval, prepare_data, score_teacher
+from .build_summary import build_summary, check_bundle_accuracy
 from .profiles import DeviceProfile, load_profile
 from .qat_fallback import qat_fine_tune
 from .search_setup import student_families
@@ -75,6 +76,7 @@ def _say(progress: bool) -> Callable[[str], None]:
     return say
 
 
+@closes_bars_on_error
 def build(
     teacher: Union[str, Path, Teacher],
     data: Union[str, Path, Dataset],
@@ -226,7 +228,7 @@ def build(
                                     op_limits=prof.op_limits, profile=prof, labels=labels, teacher_fingerprint=teacher.fingerprint)
         for note in verified.notes:
             say(f"warning: {note}")
-        summary = _summary(verified, d.n_eval, teacher_eval_acc)
+        summary = build_summary(verified, d.n_eval, teacher_eval_acc)
         bundle_path = assemble_bundle(
             out, name=name or f"{out.name}", labels=labels, input_spec=TensorSpec([1, *d.input_shape], str(d.train.x.dtype)),
             preprocessing=d.pre, converted=verified.converted, eval_x=d.test.x[:d.n_eval], eval_y=d.test.y[:d.n_eval],
@@ -249,23 +251,6 @@ def build(
     check_bundle_accuracy(summary["bundle_accuracy"], teacher_eval_acc, retain=retain, num_classes=d.num_classes, n_eval=d.n_eval,
                           strict=strict, bundle=bundle_path, say=say)
     return built
-
-
-def check_bundle_accuracy(bundle_acc: Optional[float], teacher_acc: float, *, retain: float, num_classes: int, n_eval: int,
-                          strict: bool, bundle, say: Callable[[str], None]) -> None:
-    """A bundle below ``retain`` of the teacher is a warning (an error when ``strict``); one no better than chance
-    is always an error: the bundle is complete on disk, but nothing in it should ship."""
-    if bundle_acc is None or bundle_acc >= retain * teacher_acc:
-        return
-    message = (f"the bundle reaches {100 * bundle_acc:.2f}% on {n_eval} eval samples, {100 * bundle_acc / teacher_acc:.1f}% of the "
-               f"teacher's {100 * teacher_acc:.2f}% on the same samples (target {100 * retain:g}%)")
-    chance = 1.0 / num_classes
-    at_chance = bundle_acc < 1.5 * chance < teacher_acc
-    if at_chance:
-        message += f"; that is no better than chance ({100 * chance:.1f}%), so the bundle at {bundle} must not ship"
-    if strict or at_chance:
-        raise FitError(message, "give it more --time-budget, a larger --max-student-ratio, or check the data")
-    say(f"warning: {message}")
 
 
 def _check_arguments(retain: float, max_student_ratio: float, candidates: int, alpha: Optional[float]) -> None:
@@ -309,14 +294,6 @@ def _measured_fit(prof: DeviceProfile, winner: Entry, d: BuildData) -> FitReport
     if not fit.fits:
         raise FitError(f"student {spec} misses {prof.name}'s budgets once converted: " + "; ".join(fit.misses()), "relax the profile's budgets or pick a smaller family")
     return fit
-
-
-def _summary(verified: VerifiedSet, n_eval: int, teacher_eval_acc: float) -> Dict[str, Any]:
-    """The bundle's accuracy against the teacher's on the same eval samples, and the conversion's notes."""
-    bundle_acc = verified.converted[0].artifact.host_metrics.get("accuracy")
-    return {"eval_samples": n_eval, "teacher_accuracy": teacher_eval_acc, "bundle_accuracy": bundle_acc,
-            "percent_of_teacher": 100.0 * bundle_acc / teacher_eval_acc if bundle_acc is not None and teacher_eval_acc else None,
-            "notes": verified.notes}
 
 
 def _check_ops(profile: DeviceProfile, report: FitReport) -> None:

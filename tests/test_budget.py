@@ -252,6 +252,19 @@ def test_budget_too_small_names_the_minimum(tmp_path, teacher_path):
     assert not (tmp_path / "o").exists() and not (tmp_path / "o.student").exists()
 
 
+def test_a_failed_build_from_python_leaves_no_progress_bar_open(tmp_path, teacher_path):
+    """Called from Python (no CLI to tidy up), a build that fails mid-phase closes its bar: the traceback or the
+    caller's own output starts on a clean line."""
+    from tqdm import tqdm
+
+    from edgekd import build
+    from edgekd.errors import BudgetError
+
+    with pytest.raises(BudgetError, match="cannot hold one epoch"):
+        build(str(teacher_path), "digits", "digits", "cortex-m7", str(tmp_path / "o"), time_budget="3s")
+    assert not [bar for bar in getattr(tqdm, "_instances", ()) if not bar.disable]
+
+
 def test_size_takes_a_one_dimensional_signal(tmp_path):
     proc = run_cli("edgekd", "size", "--profile", "raspberry-pi-4", "--input-shape", "40,1", "--classes", "4", "--no-verify")
     assert proc.returncode == 0, proc.stderr

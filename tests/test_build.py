@@ -107,7 +107,8 @@ def test_a_bundle_at_chance_fails_the_build_and_a_shortfall_warns_even_when_quie
     """A 150 s phone build on a loaded machine once wrote a 9.9% bundle for a 99.9% teacher and exited 0: a bundle
     no better than chance is an error; one short of --retain is a warning that --quiet does not silence."""
     from edgekd.errors import FitError
-    from edgekd.pipeline import _say, check_bundle_accuracy
+    from edgekd.build_summary import check_bundle_accuracy
+    from edgekd.pipeline import _say
 
     quiet = _say(False)
     with pytest.raises(FitError, match="no better than chance"):

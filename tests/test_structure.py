@@ -18,7 +18,7 @@ LAYERS = [
     {"convert"},  # the formats and parity: sizing converts candidates to measure them
     {"sizing"},
     {"bundle_assembly", "distill", "convert.verified"},
-    {"selection", "teacher_weight", "search_setup", "build_data", "build_plan", "qat_fallback", "student_choice"},
+    {"selection", "teacher_weight", "search_setup", "build_data", "build_plan", "build_summary", "qat_fallback", "student_choice"},
     # convert.batch and distill.run are `edgekd convert` and `edgekd distill`; distill.student chooses the student of
     # an `edgekd distill` run (for a profile, as `edgekd size` does).
     {"pipeline", "demo", "compare", "ranking", "reports", "app", "firmware", "convert.batch", "distill.run", "distill.student"},

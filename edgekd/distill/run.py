@@ -13,6 +13,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..budget import closes_bars_on_error
 from ..errors import EdgekdError, TeacherError
 from ..preprocess import parse as parse_preprocess
 from ..preprocess import record as preprocess_record
@@ -28,6 +29,7 @@ from .student import choose_for_profile as choose_student_for_profile, describe 
 TEACHER_MODES = ("auto", "cached", "online")
 
 
+@closes_bars_on_error
 def run_distillation(
     teachers,
     data,
