@@ -66,6 +66,7 @@ def build(
     alpha: Optional[float] = typer.Option(None, help="weight of the teacher term, 0 = labels only (default: chosen on the validation split)"),
     epochs: int = typer.Option(30, help="most epochs; training stops earlier on --patience or the budget"),
     patience: int = typer.Option(3, help="epochs without a better validation accuracy before stopping"),
+    seed: int = typer.Option(0, help="seed of the validation split, the students' initial weights and the batches"),
     strict: bool = typer.Option(False, "--strict", help="exit non-zero when the bundle keeps less than --retain of the teacher's accuracy"),
     zip: bool = typer.Option(False, "--zip", help="also pack the bundle as a .zip"),
     force: bool = typer.Option(False, help="replace an existing --out"),
@@ -89,7 +90,7 @@ def build(
     result = run_build(teacher, data, eval_data, profile, out, student=student, family=family, retain=retain, max_student_ratio=max_student_ratio,
                        upscale=upscale, candidates=candidates, formats=fmt_list, qat=qat,
                        temperature=temperature, alpha=alpha, epochs=epochs, patience=patience, time_budget=time_budget, strict=strict,
-                       make_zip=zip, force=force, progress=not quiet, sign_key=sign, preprocess=preprocess)
+                       make_zip=zip, force=force, progress=not quiet, sign_key=sign, preprocess=preprocess, seed=seed)
     for conv in result.converted:
         art = conv.artifact
         m = art.host_metrics
