@@ -43,7 +43,7 @@ def choose_student(plan: BuildPlan, tset: TrainingSet, *, retain: float, alpha: 
         if samples >= duel_minimum(plan.n_train):
             base = t_seconds / max(1e-6, t_seconds + d_seconds)
             settings = teacher_weight(winner.report, tset, samples, batch_size, seed, advance=lambda f, note: update(base + (1 - base) * f, note))
-            best = best_setting(settings)
+            best = best_setting(settings, plan.n_val)
             chosen_alpha, chosen_t = best["alpha"], best["temperature"]
         else:
             say(f"warning: no time in the budget to choose alpha and T on the validation split; using alpha={DEFAULT_ALPHA:g}, T={DEFAULT_TEMPERATURE:g}")

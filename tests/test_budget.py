@@ -235,13 +235,18 @@ def test_the_duel_still_runs_when_the_winner_trains_slower_than_the_probe_said()
     assert _duel_seconds(plan, entry, plan.duel_seconds) == plan.duel_seconds
 
 
-def test_best_teacher_setting_prefers_labels_alone_on_a_tie():
+def test_best_teacher_setting_needs_a_lead_beyond_the_validation_noise():
     from edgekd.teacher_weight import best_setting
 
     rows = [{"alpha": 0.0, "val_acc": 0.97}, {"alpha": 0.5, "val_acc": 0.97}, {"alpha": 0.9, "val_acc": 0.95}]
-    assert best_setting(rows)["alpha"] == 0.0
-    rows[2]["val_acc"] = 0.98
-    assert best_setting(rows)["alpha"] == 0.9
+    assert best_setting(rows, 6000)["alpha"] == 0.0
+    rows[2]["val_acc"] = 0.98  # a point ahead on 6,000 samples: beyond two standard errors (0.62 points)
+    assert best_setting(rows, 6000)["alpha"] == 0.9
+    assert best_setting(rows, 500)["alpha"] == 0.0  # the same point on 500 samples is noise (2.2 points)
+    # The duel measured on MNIST with a 94.9% teacher (benchmarks/do_no_harm.py, seed 0): alpha 0.9 led by 0.63 points
+    # after one pass, then ended 0.51 points below labels alone after three epochs. Within the noise: labels alone.
+    duel = [{"alpha": 0.0, "val_acc": 0.93917}, {"alpha": 0.5, "val_acc": 0.93083}, {"alpha": 0.9, "val_acc": 0.9455}]
+    assert best_setting(duel, 6000)["alpha"] == 0.0
 
 
 def test_budget_too_small_names_the_minimum(tmp_path, teacher_path):
