@@ -156,7 +156,8 @@ class Trainee:
     tracing the graph again (tracing costs seconds; a round on a small split costs less)."""
 
     def __init__(self, report: FitReport, data: "TrainingSet", alpha: float, temperature: float, seed: int = 0,
-                 learning_rate: float = 3e-3):
+                 learning_rate: float = 3e-3, anneal_steps: Optional[int] = None):
+        """``anneal_steps``: decay the learning rate to zero over that many steps (cosine), as the final training does."""
         import tf_keras as keras
 
         from .distill.distiller import Distiller
@@ -164,7 +165,8 @@ class Trainee:
 
         self.model = build_student(report.spec, data.input_shape, data.num_classes, seed=seed)
         self.distiller = Distiller(self.model, temperature=temperature, alpha=alpha)
-        self.distiller.compile(optimizer=keras.optimizers.Adam(learning_rate))
+        rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=anneal_steps) if anneal_steps else learning_rate
+        self.distiller.compile(optimizer=keras.optimizers.Adam(rate))
         self.data = data
         self.seed = seed
 

@@ -29,7 +29,9 @@ def teacher_weight(report: FitReport, data: TrainingSet, samples: int, batch_siz
     rows = []
     for i, (alpha, temperature) in enumerate(settings):
         start = time.monotonic()
-        trainee = Trainee(report, data, alpha, temperature, seed=seed)
+        # Annealed over the duel, as the final training is over its epochs: at a constant rate the soft labels' early
+        # head start decides the duel, and a weak teacher wins it only to lose once the rate comes down.
+        trainee = Trainee(report, data, alpha, temperature, seed=seed, anneal_steps=math.ceil(samples / batch_size))
         trainee.train(idx, batch_size)
         acc = trainee.val_accuracy()
         rows.append({"alpha": alpha, "temperature": temperature, "samples": int(samples), "val_acc": acc, "seconds": round(time.monotonic() - start, 2)})
