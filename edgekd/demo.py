@@ -24,8 +24,11 @@ DEMO_CANDIDATES = 3
 #   parameters, a 46k-parameter resnet reached it; its ops are all in TFLite Micro's set, so one family serves all three;
 # - the teacher weight fixed at alpha=0.7, T=4: the duel on a 200-sample validation split cannot tell the settings
 #   apart (they differed by 4-12 of 200 samples, ranked in opposite orders in two builds of the same student, and once
-#   picked labels alone, which early stopping then cut to 97.8%).
-DEMO_BUILD = {"retain": 0.99, "max_student_ratio": 0.125, "family": "resnet", "alpha": 0.7, "temperature": 4.0}
+#   picked labels alone, which early stopping then cut to 97.8%);
+# - no early stopping: on the same 200 samples one image is half a point, so patience stopped a build at a lucky
+#   epoch 6 of 30 (99.5% on validation) whose weights, taken at a still-high learning rate, kept 98.3% on the eval
+#   set against the teacher's 99.4%; the whole annealed schedule costs about 10 s here and stays within the budget.
+DEMO_BUILD = {"retain": 0.99, "max_student_ratio": 0.125, "family": "resnet", "alpha": 0.7, "temperature": 4.0, "patience": None}
 # The TFLite file of the teacher that holds its weights at the same precision as each student format.
 SAME_PRECISION = {"tflite-int8": "tflite-int8", "tflm-int8": "tflite-int8", "c-int8": "tflite-int8", "tflite-fp16": "tflite-fp16",
                   "coreml": "tflite-fp16"}

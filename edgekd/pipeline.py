@@ -96,7 +96,7 @@ def build(
     family: Optional[str] = None,
     upscale: bool = False,
     candidates: int = POOL_SIZE,
-    patience: int = PATIENCE,
+    patience: Optional[int] = PATIENCE,
     qat: bool = True,
     strict: bool = False,
     make_zip: bool = False,
@@ -112,7 +112,7 @@ def build(
     (signed with the ed25519 ``sign_key`` when given), all within ``time_budget`` ("20m", "1h", seconds).
 
     ``candidates``: how many fitting students the tournament starts with. ``alpha``/``temperature`` None: chosen on the validation split (labels alone included). ``epochs`` is a cap:
-    training stops early after ``patience`` epochs without a better validation accuracy. ``qat``: when int8 misses
+    training stops early after ``patience`` epochs without a better validation accuracy (None: it runs them all). ``qat``: when int8 misses
     the parity bounds, fine-tune quantization-aware within the budget. ``strict``: raise when the bundle keeps less
     than ``retain`` of the teacher's accuracy on the same eval samples. ``preprocess``: how raw data map to the inputs
     of the teacher and the student ("auto", "none", "scale=S,offset=O", "mean=..,std=.." or an
