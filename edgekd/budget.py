@@ -160,6 +160,9 @@ def closes_bars_on_error(fn):
     return call
 
 
+MIN_STEPS = 20  # steps observed before a pace is trusted
+
+
 class Pace:
     """How much slower training steps run than planned (never below 1): the machine got busier since the plan timed
     its steps, and the phases still to come (conversion, verification) will be slower by about as much, so the time
@@ -189,8 +192,6 @@ class Pace:
             return 1.0
         return min(self.most, max(1.0, self.seconds / self.steps / self.planned))
 
-
-MIN_STEPS = 20  # steps observed before a pace is trusted
 
 
 def keras_callback(job: JobProgress, epochs: int, steps_per_epoch: int, seconds: float, pace: Optional[Pace] = None):
